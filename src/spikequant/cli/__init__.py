@@ -1,0 +1,55 @@
+"""The `spikequant` command. Each subcommand lives in its own module with
+`register(subparsers)`, which adds its parser and sets `func` to the function that runs it."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (module, one-line help) in the order `spikequant --help` lists them.
+COMMANDS = (
+    "demo",
+    "train",
+    "eval",
+    "sweep",
+    "export",
+    "infer",
+    "report",
+    "datasets",
+    "models",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spikequant",
+        description=(
+            "Train spiking neural networks with low-precision (binary, ternary, k-bit) weights "
+            "by quantization-aware training, and export them as packed low-bit model files."
+        ),
+        epilog="Run `spikequant COMMAND --help` for the options of one command.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"spikequant {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}_cmd").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError) as err:
+        print(f"spikequant {args.command}: error: {err}", file=sys.stderr)
+        return 2

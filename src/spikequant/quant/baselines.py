@@ -1,0 +1,259 @@
+"""The quantizers the study compares against, behind the WeightQuantizer interface.
+
+- IdentityQuantizer (`none`): float weights.
+- SteQuantizer (`ste`): BinaryConnect's deterministic sign (round to the nearest level for k
+  bits) with a fixed per-layer scale and a straight-through gradient cancelled outside the range.
+- XnorQuantizer (`xnor`): sign(w) * mean|w| per layer or per output channel (XNOR-Net).
+- LsqQuantizer (`lsq`): learned step size s, w_hat = s * round_to_level(w / s) (Esser et al. 2020).
+- DorefaQuantizer (`dorefa`): DoReFa-Net's tanh-normalised k-bit weights; E|w| * sign(w) for 1 bit.
+- PtqQuantizer (`ptq`): float in training, nearest level at an MSE-optimal scale in eval.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .base import QuantizedWeight, WeightQuantizer, channel_view, reduce_per_channel
+from .levels import nearest_level_index
+
+
+def round_to_levels_ste(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Nearest level in the forward pass, identity gradient in the backward pass."""
+    q = levels.to(v.dtype)[nearest_level_index(v.detach(), levels)]
+    return v + (q - v).detach()
+
+
+def _abs_mean(t: torch.Tensor, dim: int) -> torch.Tensor:
+    return t.abs().mean(dim=dim)
+
+
+def _abs_max(t: torch.Tensor, dim: int) -> torch.Tensor:
+    return t.abs().amax(dim=dim)
+
+
+def _positive(scale: torch.Tensor) -> torch.Tensor:
+    return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+class IdentityQuantizer(WeightQuantizer):
+    name = "none"
+
+    def __init__(self, levels: torch.Tensor | None = None) -> None:
+        super().__init__(levels if levels is not None else torch.tensor([-1.0, 1.0]))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight
+
+    def quantize(self, weight: torch.Tensor) -> QuantizedWeight:
+        raise TypeError("the 'none' quantizer keeps float weights; it has no integer codes")
+
+
+class SteQuantizer(WeightQuantizer):
+    """w_hat = H * nearest_level(w / H) with H fixed at initialisation (mean|w| for binary, as
+    BinaryConnect's fixed +-H; max|w| / max|q| for k bits). The gradient passes straight through
+    where |w / H| lies within half a step outside the outermost levels and is cancelled beyond
+    (BinaryConnect's clipping)."""
+
+    name = "ste"
+
+    def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
+        super().__init__(levels)
+        self.per_channel = per_channel
+        self.register_buffer("scale", torch.ones(()))
+        step = float((self.levels[1:] - self.levels[:-1]).min())
+        self.clip_low = float(self.levels[0]) - step / 2
+        self.clip_high = float(self.levels[-1]) + step / 2
+
+    @torch.no_grad()
+    def reset(self, weight: torch.Tensor) -> None:
+        if self.levels.numel() == 2:
+            scale = reduce_per_channel(weight, _abs_mean, self.per_channel)
+        else:
+            scale = reduce_per_channel(weight, _abs_max, self.per_channel)
+            scale = scale / self.levels.abs().max()
+        self.scale = _positive(scale.float())
+
+    def _scale(self, weight: torch.Tensor) -> torch.Tensor:
+        return self.scale if self.scale.dim() == 0 else channel_view(self.scale, weight)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.hard(weight)
+        scale = self._scale(weight).to(weight.dtype)
+        v = weight / scale
+        inside = ((v >= self.clip_low) & (v <= self.clip_high)).to(weight.dtype)
+        gated = v * inside + (v * (1 - inside)).detach()
+        return scale * round_to_levels_ste(gated, self.levels)
+
+    def quantize(self, weight: torch.Tensor) -> QuantizedWeight:
+        scale = self._scale(weight)
+        codes = nearest_level_index((weight / scale).detach(), self.levels)
+        return QuantizedWeight(codes, self.levels, scale.detach().float())
+
+
+class XnorQuantizer(WeightQuantizer):
+    """w_hat = mean|w| * sign(w); the scale is recomputed every forward pass and differentiated
+    exactly, the sign passes a straight-through gradient where |w| <= 1."""
+
+    name = "xnor"
+
+    def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
+        if levels.numel() != 2 or levels.tolist() != [-1.0, 1.0]:
+            raise ValueError(
+                "xnor binarizes weights (levels {-1, 1}, bits=1); for more bits use "
+                "quantizer='lsq', 'dorefa', 'ste' or 'sigmoid'"
+            )
+        super().__init__(levels)
+        self.per_channel = per_channel
+
+    def _scale(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.per_channel:
+            return channel_view(weight.abs().flatten(1).mean(dim=1), weight)
+        return weight.abs().mean()
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.hard(weight)
+        inside = (weight.abs() <= 1).to(weight.dtype)
+        gated = weight * inside + (weight * (1 - inside)).detach()
+        return self._scale(weight) * round_to_levels_ste(gated, self.levels)
+
+    def quantize(self, weight: torch.Tensor) -> QuantizedWeight:
+        codes = (weight.detach() >= 0).long()
+        return QuantizedWeight(codes, self.levels, self._scale(weight).detach().float())
+
+
+class _GradScale(torch.autograd.Function):
+    """Identity forward, gradient multiplied by g (LSQ's step-size gradient scale)."""
+
+    @staticmethod
+    def forward(ctx, x, g: float):
+        ctx.g = g
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.g, None
+
+
+class LsqQuantizer(WeightQuantizer):
+    """Learned step size quantization for any level set: v = w / s clipped to [q_0, q_n],
+    w_hat = s * nearest_level(v), straight-through rounding, gradient of s scaled by
+    1 / sqrt(N * Q_p). Binary levels {-1, 1} give w_hat = s * sign(w)."""
+
+    name = "lsq"
+
+    def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
+        super().__init__(levels)
+        self.per_channel = per_channel
+        self.step_size = nn.Parameter(torch.ones(()))
+
+    @property
+    def q_positive(self) -> float:
+        return max(float(self.levels[-1]), 1.0)
+
+    @torch.no_grad()
+    def reset(self, weight: torch.Tensor) -> None:
+        mean_abs = reduce_per_channel(weight, _abs_mean, self.per_channel)
+        init = 2 * mean_abs / math.sqrt(self.q_positive)
+        if self.levels.numel() == 2:
+            init = mean_abs  # the L2-optimal scale for sign(w)
+        self.step_size = nn.Parameter(_positive(init.float()).flatten() if self.per_channel
+                                      else _positive(init.float()))
+
+    def _step(self, weight: torch.Tensor) -> torch.Tensor:
+        s = self.step_size
+        return s if s.dim() == 0 else channel_view(s, weight)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.hard(weight)
+        per_scale = weight.numel() / max(self.step_size.numel(), 1)
+        g = 1.0 / math.sqrt(per_scale * self.q_positive)
+        s = _GradScale.apply(self._step(weight), g).to(weight.dtype)
+        v = torch.clamp(weight / s, float(self.levels[0]), float(self.levels[-1]))
+        return s * round_to_levels_ste(v, self.levels)
+
+    def quantize(self, weight: torch.Tensor) -> QuantizedWeight:
+        s = self._step(weight).detach()
+        codes = nearest_level_index(weight.detach() / s, self.levels)
+        return QuantizedWeight(codes, self.levels, s.float())
+
+
+def dorefa_levels(bits: int) -> torch.Tensor:
+    """DoReFa's 2^k evenly spaced levels in [-1, 1] (k bits each); {-1, 1} for one bit."""
+    return torch.linspace(-1.0, 1.0, 2**bits)
+
+
+class DorefaQuantizer(WeightQuantizer):
+    """DoReFa-Net weights. k > 1: w_n = tanh(w) / (2 max|tanh w|) + 1/2,
+    w_hat = 2 * round((2^k - 1) w_n) / (2^k - 1) - 1 (straight-through round).
+    k = 1: w_hat = E|w| * sign(w) with E|w| held constant in the gradient."""
+
+    name = "dorefa"
+
+    def __init__(self, bits: int) -> None:
+        super().__init__(dorefa_levels(bits))
+        self.k = bits
+
+    def _normalised(self, weight: torch.Tensor) -> torch.Tensor:
+        t = torch.tanh(weight)
+        denom = t.abs().max().clamp(min=1e-12)
+        return t / (2 * denom) + 0.5
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.hard(weight)
+        if self.k == 1:
+            return weight.abs().mean().detach() * round_to_levels_ste(weight, self.levels)
+        n = 2**self.k - 1
+        x = self._normalised(weight) * n
+        rounded = x + (torch.round(x) - x).detach()
+        return 2 * rounded / n - 1
+
+    def quantize(self, weight: torch.Tensor) -> QuantizedWeight:
+        w = weight.detach()
+        if self.k == 1:
+            return QuantizedWeight((w >= 0).long(), self.levels, w.abs().mean().float())
+        n = 2**self.k - 1
+        codes = torch.round(self._normalised(w) * n).long()
+        return QuantizedWeight(codes, self.levels, torch.ones((), device=w.device))
+
+
+class PtqQuantizer(WeightQuantizer):
+    """Post-training quantization: float weights while training, and in eval each weight rounded
+    to the nearest level at the scale (searched over a grid) that minimises the squared error."""
+
+    name = "ptq"
+    GRID = 100
+
+    def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
+        super().__init__(levels)
+        self.per_channel = per_channel
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight if self.training else self.hard(weight)
+
+    def best_scale(self, weight: torch.Tensor) -> torch.Tensor:
+        w = weight.detach().float()
+        rows = w.flatten(1) if self.per_channel else w.flatten().unsqueeze(0)
+        wmax = _positive(rows.abs().amax(dim=1, keepdim=True))
+        fractions = torch.linspace(0.05, 1.0, self.GRID, device=w.device)
+        best_err = torch.full_like(wmax, float("inf"))
+        best = wmax / self.levels.abs().max()
+        for f in fractions:
+            s = f * wmax / self.levels.abs().max()
+            q = self.levels.to(w.device)[nearest_level_index(rows / s, self.levels)] * s
+            err = ((q - rows) ** 2).sum(dim=1, keepdim=True)
+            better = err < best_err
+            best = torch.where(better, s, best)
+            best_err = torch.where(better, err, best_err)
+        return channel_view(best.flatten(), weight) if self.per_channel else best.reshape(())
+
+    def quantize(self, weight: torch.Tensor) -> QuantizedWeight:
+        scale = self.best_scale(weight)
+        codes = nearest_level_index(weight.detach() / scale, self.levels)
+        return QuantizedWeight(codes, self.levels, scale)

@@ -1,0 +1,157 @@
+"""The differentiable quantization function: a weighted sum of sigmoids (Quantization Networks,
+Yang et al. 2019; used for SNNs by Shymyrbay et al. 2023).
+
+    Q(w) = alpha * ( sum_i s_i * sigmoid(T * (beta * w - b_i)) - o )
+
+with step heights s_i = q_i - q_{i-1}, offset o = -q_0, step positions b_i. In eval mode the
+sigmoids are unit steps, so every weight is exactly alpha * q_j.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import QuantizedWeight, WeightQuantizer, channel_view, reduce_per_channel
+
+KMEANS_SAMPLE = 200_000
+KMEANS_ITERS = 30
+
+
+class _SoftStaircase(torch.autograd.Function):
+    """sum_i s_i * sigmoid(T * (x - b_i)), one step at a time so that memory stays O(|x|)
+    however many levels there are (8 bits has 254 steps)."""
+
+    @staticmethod
+    def forward(ctx, x, positions, heights, temperature: float):
+        out = torch.zeros_like(x)
+        for b, s in zip(positions.tolist(), heights.tolist()):
+            out.add_(torch.sigmoid(temperature * (x - b)), alpha=s)
+        ctx.save_for_backward(x, positions, heights)
+        ctx.temperature = temperature
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, positions, heights = ctx.saved_tensors
+        t = ctx.temperature
+        slope = torch.zeros_like(x)
+        for b, s in zip(positions.tolist(), heights.tolist()):
+            sig = torch.sigmoid(t * (x - b))
+            slope.add_(sig * (1 - sig), alpha=s * t)
+        return grad_out * slope, None, None, None
+
+
+def kmeans_boundaries(values: torch.Tensor, num_clusters: int, init: torch.Tensor) -> torch.Tensor:
+    """Boundaries between neighbouring clusters of 1-D k-means (Lloyd, centres seeded at `init`).
+
+    Returns None where the data has fewer distinct values than clusters (constant tensors)."""
+    v = values.detach().flatten().float()
+    if v.numel() > KMEANS_SAMPLE:
+        gen = torch.Generator().manual_seed(0)
+        v = v[torch.randperm(v.numel(), generator=gen)[:KMEANS_SAMPLE].to(v.device)]
+    centres = init.clone().float().to(v.device)
+    for _ in range(KMEANS_ITERS):
+        mids = (centres[1:] + centres[:-1]) / 2
+        assign = torch.bucketize(v, mids)
+        counts = torch.bincount(assign, minlength=num_clusters).float()
+        sums = torch.zeros(num_clusters, device=v.device).index_add_(0, assign, v)
+        filled = counts > 0
+        new = torch.where(filled, sums / counts.clamp(min=1), centres)
+        new, _ = torch.sort(new)
+        if torch.allclose(new, centres):
+            break
+        centres = new
+    mids = (centres[1:] + centres[:-1]) / 2
+    if (mids[1:] - mids[:-1] <= 0).any() or (counts == 0).any():
+        return None
+    return mids
+
+
+class SigmoidQuantizer(WeightQuantizer):
+    """Differentiable weight quantizer with learned input scale beta and output scale alpha.
+
+    Args:
+        levels: sorted level set q_0 < ... < q_n.
+        temperature: initial T (a TemperatureSchedule usually sets it each epoch).
+        boundaries: "kmeans" (cluster boundaries of beta*w) or "midpoints" (between levels).
+        per_channel: one alpha/beta per output channel instead of per tensor.
+        learn_scales: learn alpha and beta (True, as the study) or keep them fixed.
+    """
+
+    name = "sigmoid"
+
+    def __init__(
+        self,
+        levels: torch.Tensor,
+        temperature: float = 1.0,
+        boundaries: str = "kmeans",
+        per_channel: bool = False,
+        learn_scales: bool = True,
+    ) -> None:
+        super().__init__(levels)
+        if boundaries not in ("kmeans", "midpoints"):
+            raise ValueError(f"boundaries must be 'kmeans' or 'midpoints', got {boundaries!r}")
+        self.boundary_mode = boundaries
+        self.per_channel = per_channel
+        self.register_buffer("heights", self.levels[1:] - self.levels[:-1])
+        self.register_buffer("positions", (self.levels[1:] + self.levels[:-1]) / 2)
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.alpha = nn.Parameter(torch.ones(()), requires_grad=learn_scales)
+        self.beta = nn.Parameter(torch.ones(()), requires_grad=learn_scales)
+
+    def set_temperature(self, temperature: float) -> None:
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature.fill_(float(temperature))
+
+    @torch.no_grad()
+    def reset(self, weight: torch.Tensor) -> None:
+        qmax = self.levels.abs().max()
+        wmax = reduce_per_channel(weight, lambda t, dim: t.abs().amax(dim=dim), self.per_channel)
+        wmax = torch.where(wmax > 0, wmax, torch.ones_like(wmax))  # all-zero weights
+        beta = (1.25 * qmax / wmax).float()
+        self.beta = nn.Parameter(beta, requires_grad=self.alpha.requires_grad)
+        self.alpha = nn.Parameter(1.0 / beta, requires_grad=self.alpha.requires_grad)
+        positions = (self.levels[1:] + self.levels[:-1]) / 2
+        if self.boundary_mode == "kmeans":
+            found = kmeans_boundaries(weight.float() * beta, self.levels.numel(), self.levels)
+            if found is not None:
+                positions = found
+        self.positions.copy_(positions.to(self.positions.device))
+
+    def _scales(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.alpha.dim() == 0:
+            return self.alpha, self.beta
+        return channel_view(self.alpha, weight), channel_view(self.beta, weight)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return self.hard(weight)
+        alpha, beta = self._scales(weight)
+        x = beta.to(weight.dtype) * weight
+        soft = _SoftStaircase.apply(
+            x, self.positions, self.heights, float(self.temperature)
+        )
+        return alpha.to(weight.dtype) * (soft + self.levels[0].to(weight.dtype))
+
+    def soft(self, weight: torch.Tensor) -> torch.Tensor:
+        """The training-mode (sigmoid) output regardless of mode."""
+        was = self.training
+        self.train(True)
+        try:
+            return self.forward(weight)
+        finally:
+            self.train(was)
+
+    def quantize(self, weight: torch.Tensor) -> QuantizedWeight:
+        alpha, beta = self._scales(weight)
+        x = (beta * weight).detach()
+        codes = torch.bucketize(x, self.positions.to(x.dtype), right=True)
+        return QuantizedWeight(codes=codes, levels=self.levels, scale=alpha.detach().float())
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, temperature={float(self.temperature):g}, "
+            f"boundaries={self.boundary_mode!r}"
+        )
