@@ -1,0 +1,45 @@
+"""Accuracy of a network over a data loader."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+
+def to_time_major(frames: torch.Tensor) -> torch.Tensor:
+    """Loader batches are [B, T, C, H, W]; the networks take [T, B, C, H, W]."""
+    return frames.transpose(0, 1).contiguous()
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    desc: str = "eval",
+) -> dict[str, Any]:
+    """Eval-mode accuracy: {"accuracy": fraction, "correct", "total", "predictions": LongTensor}."""
+    was_training = model.training
+    model.eval()
+    correct, total, predictions = 0, 0, []
+    try:
+        for frames, labels in tqdm(loader, desc=desc, leave=False, disable=not progress):
+            scores = model(to_time_major(frames.to(device, non_blocking=True)).float())
+            pred = scores.argmax(dim=1).cpu()
+            predictions.append(pred)
+            correct += int((pred == labels).sum())
+            total += labels.numel()
+    finally:
+        model.train(was_training)
+    preds = torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
+    return {
+        "accuracy": correct / max(total, 1),
+        "correct": correct,
+        "total": total,
+        "predictions": preds,
+    }
