@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # output piped into `head` and closed early: not an error of ours
+        sys.stderr.close()
+        return 0
     except (FileNotFoundError, ValueError) as err:
         print(f"spikequant {args.command}: error: {err}", file=sys.stderr)
         return 2

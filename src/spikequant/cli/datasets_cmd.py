@@ -1,6 +1,106 @@
-"""`spikequant datasets` (placeholder until its module lands)."""
+"""`spikequant datasets`: each dataset, whether it is on this machine, and how to get it."""
+
+from __future__ import annotations
+
+import argparse
+import json
 
 
-def register(sub) -> None:
-    p = sub.add_parser("datasets", help="(not yet available)")
-    p.set_defaults(func=lambda args: print("datasets: not yet available") or 1)
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "datasets",
+        help="list the datasets, whether each is found on this machine, and how to get it",
+        description="List every dataset spikequant reads: where it was looked for under the "
+        "data directory (tonic's save_to layout, e.g. D/NMNIST/Train/<digit>/*.bin), how "
+        "many recordings were found there, its classes, sensor size and the frames the "
+        "network sees, and for a missing one how to get it. ndigits needs no download: it "
+        "is generated on first use. A partial copy is listed with its file count and can "
+        "be trained on.",
+    )
+    p.add_argument(
+        "--data-dir",
+        metavar="D",
+        default=None,
+        help="dataset root (default: $SPIKEQUANT_DATA, else ~/.cache/spikequant/data)",
+    )
+    p.add_argument(
+        "--download",
+        metavar="NAME",
+        default=None,
+        help="fetch benchmark NAME (nmnist, dvsgesture, cifar10dvs, ncaltech101) through tonic "
+        "into the data directory first (needs internet; both splits)",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import DATASETS, dataset_status, default_data_dir
+
+    data_dir = args.data_dir or default_data_dir()
+    if args.download:
+        _download(args.download, data_dir)
+    statuses = [dataset_status(name, data_dir) for name in DATASETS]
+    if args.json:
+        print(json.dumps([_as_dict(s) for s in statuses], indent=2))
+        return 0
+    print(f"data directory: {data_dir}\n")
+    for status in statuses:
+        print(_describe(status))
+    return 0
+
+
+def _download(name: str, data_dir) -> None:
+    from pathlib import Path
+
+    from ..data import dataset_info
+    from ..data.download import download_with_tonic
+
+    info = dataset_info(name)
+    if info.name == "ndigits":
+        print("ndigits needs no download: it is generated on first use.")
+        return
+    for split in ("train", "test") if info.name in ("nmnist", "dvsgesture") else ("train",):
+        print(f"downloading {info.name} ({split}) through tonic into {data_dir} ...")
+        download_with_tonic(info, Path(data_dir), split)
+
+
+def _describe(status) -> str:
+    info = status.info
+    w, h, _ = info.sensor_size
+    lines = [f"{info.name:<12} {info.title}"]
+    if status.found and status.counts:
+        counts = " + ".join(f"{v}" if k == "all" else f"{v} {k}" for k, v in status.counts.items())
+        partial = "" if status.complete else " (partial copy)"
+        lines.append(
+            f"  found:     {counts} recordings{partial} at {status.where}"
+            + (f" [{status.layout}]" if status.layout else "")
+        )
+    elif info.name == "ndigits":
+        lines.append(f"  found:     {status.note} -> {status.where}")
+    else:
+        lines.append(f"  missing:   looked in {status.where}")
+        lines.append(f"  get it:    {info.how_to_get}")
+    lines.append(
+        f"  classes:   {info.num_classes}   sensor: {w}x{h}, 2 polarities   "
+        f"frames: {info.default_time_steps} x {tuple(info.frame_shape)}   split: {info.split}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _as_dict(status) -> dict:
+    info = status.info
+    return {
+        "name": info.name,
+        "found": status.found,
+        "where": status.where,
+        "recordings": status.counts,
+        "layout": status.layout,
+        "complete": status.complete,
+        "num_classes": info.num_classes,
+        "sensor_size": list(info.sensor_size),
+        "frame_shape": list(info.frame_shape),
+        "default_time_steps": info.default_time_steps,
+        "split": info.split,
+        "how_to_get": info.how_to_get,
+    }

@@ -13,6 +13,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+FLOAT_BITS = 32  # the width metrics and sweeps report for float weights
 LOSSES = ("mse", "ce")
 OPTIMIZERS = ("adam", "sgd")
 

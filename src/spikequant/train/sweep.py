@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig, read_toml
+from .config import FLOAT_BITS, TrainConfig, read_toml
 from .runfiles import atomic_write_text, read_metrics
 
-FLOAT_BITS = 32
 RESULT_COLUMNS = (
     "dataset",
     "quantizer",

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ..quant import TemperatureSchedule, WeightQuantizer
 from .checkpoint import CHECKPOINT_VERSION, atomic_torch_save, load_checkpoint
-from .config import TrainConfig
+from .config import FLOAT_BITS, TrainConfig
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from .evaluation import to_time_major
 from .runfiles import write_log, write_metrics
@@ -319,7 +319,7 @@ def metrics_of(run: Run, final: bool) -> dict[str, Any]:
     return {
         "dataset": cfg.dataset,
         "quantizer": cfg.quantizer,
-        "bits": cfg.bits,
+        "bits": FLOAT_BITS if cfg.quantizer == "none" else cfg.bits,
         "levels": cfg.levels,
         "model": cfg.model or cfg.dataset,
         "epochs": cfg.epochs,

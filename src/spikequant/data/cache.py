@@ -1,0 +1,101 @@
+"""On-disk frame cache: one .npy of integer counts per recording, in a folder per frame
+configuration (everything that changes the frames: dataset, T, split mode, resize, denoise,
+sensor, code version), each file named by the recording's path, size, mtime and segment.
+
+Files are written to a temporary name in the same folder and renamed into place, so readers
+(several DataLoader workers, several processes) see either no file or a whole one; two workers
+computing the same recording both write identical frames and the last rename wins."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+CACHE_VERSION = 1
+
+
+def smallest_count_dtype(frames: np.ndarray) -> np.dtype:
+    peak = int(frames.max()) if frames.size else 0
+    if peak < 2**8:
+        return np.dtype(np.uint8)
+    if peak < 2**16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.uint32)
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Call write(file) on a temporary file next to `path`, then rename it to `path`."""
+    # A unique name opened with "x" (not mkstemp) so the file gets the umask's permissions.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class FrameCache:
+    """Frames of one configuration under root/<dataset>/<T..-split-digest>/."""
+
+    def __init__(self, root: str | os.PathLike, config: dict):
+        config = {"cache_version": CACHE_VERSION, **config}
+        text = json.dumps(config, sort_keys=True)
+        digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+        name = f"T{config.get('time_steps')}-{config.get('split_by')}-{digest}"
+        self.config = config
+        self.dir = Path(root) / str(config.get("dataset", "data")) / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        described = self.dir / "config.json"
+        if not described.exists():
+            atomic_write_bytes(described, lambda f: f.write(text.encode() + b"\n"))
+
+    @staticmethod
+    def key(*parts) -> str:
+        return hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()[:24]
+
+    def path(self, key: str) -> Path:
+        return self.dir / f"{key}.npy"
+
+    def load(self, key: str) -> np.ndarray | None:
+        """The cached frames, or None on a miss (or an unreadable file, to be rewritten)."""
+        try:
+            return np.load(self.path(key), allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError, EOFError):
+            return None
+
+    def save(self, key: str, frames: np.ndarray) -> None:
+        counts = frames.astype(smallest_count_dtype(frames), copy=False)
+        atomic_write_bytes(self.path(key), lambda f: np.save(f, counts))
+
+    def mark_bad(self, key: str, reason: str) -> None:
+        atomic_write_bytes(self.dir / f"{key}.bad", lambda f: f.write(reason.encode()))
+
+    def is_bad(self, key: str) -> bool:
+        return (self.dir / f"{key}.bad").exists()
+
+
+def writable_cache_root(data_dir: Path, requested: str | os.PathLike | None) -> Path:
+    """`requested`, else data_dir/frames_cache, else (read-only data) a per-user folder."""
+    if requested:
+        return Path(requested).expanduser()
+    preferred = data_dir / "frames_cache"
+    try:
+        preferred.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=preferred, delete=True)
+        probe.close()
+        return preferred
+    except OSError:
+        tag = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:10]
+        cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+        return Path(cache_home).expanduser() / "spikequant" / "frames" / tag

@@ -1,0 +1,348 @@
+"""Datasets of (frames [T, 2, H, W] float32, label int) for training, and `get_dataset`."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from . import ndigits
+from .augment import FrameAugment, make_augment
+from .cache import FrameCache, smallest_count_dtype, writable_cache_root
+from .events import CorruptEventFile, EventsOutsideSensor, check_in_sensor
+from .formats import quick_check, read_events
+from .frames import SPLIT_MODES, denoise_events, events_to_frames, resize_events
+from .registry import DatasetInfo, dataset_info, resolve_data_dir
+from .sources import STRATIFIED_TEST_FRACTION, Recording, find_recordings
+
+FRAME_CODE_VERSION = 1  # bump when a change to the frame pipeline changes cached frames
+BAD_INPUT = (CorruptEventFile, EventsOutsideSensor)
+OPTIONS = ("resize", "denoise", "split_seed", "test_fraction", "cache_dir", "seed")
+
+
+class PartialDatasetWarning(UserWarning):
+    """Fewer files were found than the full dataset has; training goes on with those."""
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """Everything that decides the frames of a recording."""
+
+    time_steps: int
+    split_by: str
+    out_hw: tuple[int, int]
+    denoise_us: int | None
+
+    def as_dict(self) -> dict:
+        return {
+            "time_steps": self.time_steps,
+            "split_by": self.split_by,
+            "out_hw": list(self.out_hw),
+            "denoise_us": self.denoise_us,
+            "code_version": FRAME_CODE_VERSION,
+        }
+
+
+def recording_frames(
+    events: np.ndarray, info: DatasetInfo, spec: FrameSpec, path: str = "<events>"
+) -> np.ndarray:
+    """Events of one recording -> [T, 2, H, W] integer counts (validated, denoised, resized)."""
+    width, height = info.sensor_size[:2]
+    if info.variable_size and len(events):
+        # Recordings of varying extent are shifted to the origin first, as tonic does.
+        events = events.copy()
+        events["x"] -= events["x"].min()
+        events["y"] -= events["y"].min()
+    check_in_sensor(events, width, height, path)
+    if spec.denoise_us:
+        events = denoise_events(events, width, height, spec.denoise_us)
+    in_hw = (height, width)
+    if info.variable_size and len(events):
+        in_hw = (int(events["y"].max()) + 1, int(events["x"].max()) + 1)
+    events = resize_events(events, in_hw, spec.out_hw)
+    frames = events_to_frames(events, *spec.out_hw, spec.time_steps, spec.split_by, np.int64)
+    return frames.astype(smallest_count_dtype(frames))
+
+
+class EventFrameDataset(Dataset):
+    """A benchmark split: recordings on disk -> frames through the on-disk cache."""
+
+    def __init__(
+        self,
+        info: DatasetInfo,
+        split: str,
+        recordings: list[Recording],
+        spec: FrameSpec,
+        split_info: dict,
+        cache: FrameCache | None = None,
+        augment: FrameAugment | None = None,
+        skip_bad: bool = False,
+        progress: bool = False,
+    ):
+        self.info, self.split, self.spec = info, split, spec
+        self.cache, self.augment, self.skip_bad = cache, augment, skip_bad
+        self.skipped: list[str] = []
+        self.recordings = self._screen(recordings, progress)
+        self.split_info = dict(split_info, skipped_files=len(self.skipped))
+        self.classes = list(info.classes)
+
+    def _screen(self, recordings: list[Recording], progress: bool) -> list[Recording]:
+        """Structural check of every file (sizes, headers) before any training starts."""
+        kept, checked = [], {}
+        shown = progress and len(recordings) >= 2000
+        desc = f"{self.info.name} {self.split}: checking files"
+        for rec in tqdm(recordings, desc=desc, disable=not shown, leave=False):
+            if rec.path not in checked:
+                checked[rec.path] = self._check(rec)
+            if checked[rec.path] is None:
+                kept.append(rec)
+            elif rec.path not in self.skipped:
+                self.skipped.append(rec.path)
+        if not kept and recordings:
+            raise CorruptEventFile(recordings[0].path, "every recording of this split is bad")
+        return kept
+
+    def _check(self, rec: Recording) -> str | None:
+        if self.cache is not None and self.cache.is_bad(self._key(rec)):
+            if self.skip_bad:
+                return "marked bad"
+            raise CorruptEventFile(rec.path, "an earlier run found it bad")
+        if self.cache is not None and self.cache.path(self._key(rec)).exists():
+            return None
+        try:
+            quick_check(rec.path, rec.fmt)
+        except BAD_INPUT as err:
+            if not self.skip_bad:
+                raise
+            return str(err)
+        return None
+
+    @property
+    def targets(self) -> list[int]:
+        return [r.label for r in self.recordings]
+
+    def __len__(self) -> int:
+        return len(self.recordings)
+
+    def _key(self, rec: Recording) -> str:
+        return FrameCache.key(*rec.cache_key_parts())
+
+    def frames_of(self, rec: Recording) -> np.ndarray:
+        """Integer frames of one recording, from the cache when it has them."""
+        key = self._key(rec)
+        if self.cache is not None:
+            cached = self.cache.load(key)
+            if cached is not None:
+                return cached
+        events = read_events(rec.path, rec.fmt)
+        if rec.start is not None:
+            events = events[(events["t"] >= rec.start) & (events["t"] < rec.end)]
+        frames = recording_frames(events, self.info, self.spec, rec.path)
+        if self.cache is not None:
+            self.cache.save(key, frames)
+        return frames
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        for attempt in range(len(self.recordings)):
+            rec = self.recordings[(index + attempt) % len(self.recordings)]
+            try:
+                frames = self.frames_of(rec)
+            except BAD_INPUT as err:
+                if not self.skip_bad:
+                    raise
+                self._note_bad(rec, err)
+                continue
+            tensor = torch.from_numpy(frames.astype(np.float32))
+            if self.augment is not None:
+                tensor = self.augment(tensor)
+            return tensor, rec.label
+        raise CorruptEventFile(self.recordings[index].path, "no readable recording is left")
+
+    def _note_bad(self, rec: Recording, err: Exception) -> None:
+        # Found only on a full decode; the marker makes later runs skip it up front.
+        if rec.path not in self.skipped:
+            self.skipped.append(rec.path)
+            warnings.warn(f"skipping bad recording: {err}", stacklevel=3)
+        if self.cache is not None:
+            self.cache.mark_bad(self._key(rec), str(err))
+
+
+class NDigitsDataset(Dataset):
+    """ndigits split held in memory as integer frames."""
+
+    def __init__(
+        self,
+        frames: np.ndarray,
+        labels: np.ndarray,
+        split_info: dict,
+        augment: FrameAugment | None = None,
+    ):
+        self.frames, self.labels = frames, labels.astype(np.int64)
+        self.split_info, self.augment = split_info, augment
+        self.classes = list(dataset_info("ndigits").classes)
+        self.skipped: list[str] = []
+
+    @property
+    def targets(self) -> list[int]:
+        return self.labels.tolist()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        tensor = torch.from_numpy(self.frames[index].astype(np.float32))
+        if self.augment is not None:
+            tensor = self.augment(tensor)
+        return tensor, int(self.labels[index])
+
+
+def ndigits_frames(root: Path, seed: int, spec: FrameSpec, progress: bool) -> dict:
+    """{"train": frames, "test": frames, labels..}: computed once per spec into root."""
+    digest = ndigits.config_digest(
+        {"seed": seed, "gen": ndigits.GENERATOR_VERSION, **spec.as_dict()}
+    )
+    path = root / f"frames-seed{seed}-T{spec.time_steps}-{spec.split_by}-{digest}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError):
+            pass  # rebuilt below
+    data = ndigits.load_or_generate(root, seed, progress)
+    info = dataset_info("ndigits")
+    every = range(len(data["labels"]))
+    frames = [
+        recording_frames(ev, info, spec)
+        for ev in tqdm(
+            ndigits.recordings(data, every),
+            total=len(every),
+            desc="ndigits: events to frames",
+            disable=not progress,
+        )
+    ]
+    stacked = np.stack(frames)
+    stacked = stacked.astype(smallest_count_dtype(stacked))
+    is_test = data["is_test"]
+    result = {
+        "train": stacked[~is_test],
+        "train_labels": data["labels"][~is_test],
+        "test": stacked[is_test],
+        "test_labels": data["labels"][is_test],
+    }
+    ndigits.atomic_save_npz(path, **result)
+    return result
+
+
+def _frame_spec(info: DatasetInfo, time_steps, split_by, resize, denoise) -> FrameSpec:
+    if split_by not in SPLIT_MODES:
+        raise ValueError(f"split_by must be one of {SPLIT_MODES}, not {split_by!r}")
+    steps = int(time_steps or info.default_time_steps)
+    if steps < 1:
+        raise ValueError(f"time_steps must be >= 1, got {time_steps}")
+    if resize == "default":
+        resize = info.resize
+    if resize is None:
+        resize = info.sensor_size[1::-1]  # (W, H, P) -> (H, W)
+    if isinstance(resize, int):
+        resize = (resize, resize)
+    out_hw = (int(resize[0]), int(resize[1]))
+    return FrameSpec(steps, split_by, out_hw, int(denoise) if denoise else None)
+
+
+def get_dataset(
+    name: str,
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    time_steps: int | None = None,
+    download: bool = False,
+    skip_bad: bool = False,
+    augment: bool | str | Mapping = False,
+    cache: bool = True,
+    split_by: str = "number",
+    progress: bool = True,
+    **options,
+) -> Dataset:
+    """A dataset of (frames float32 [T, 2, H, W], label) for `split` ("train" or "test").
+
+    time_steps: frames per sample (None: the dataset's default). split_by: "number" (equal
+    event counts) or "time" (equal durations). augment: True for the dataset's usual random
+    crop / flip / roll (train split only; a mapping or "crop_pad=4,flip,roll=5" picks them).
+    cache: keep frames on disk so later epochs read frames only (ndigits always keeps one
+    frames file a setting and serves a split from memory). skip_bad: skip (and count, in
+    dataset.skipped) unreadable recordings instead of raising. download: fetch a missing
+    benchmark through tonic. Options: resize=(H, W) | int | None ("default": N-Caltech101's
+    48x48), denoise=filter microseconds, split_seed / test_fraction (CIFAR10-DVS,
+    N-Caltech101: seeded stratified split, default 0 / 0.1), cache_dir=folder, seed (ndigits).
+    The result has .split_info (a JSON-able dict for the run's metrics), .targets, .classes.
+    """
+    info = dataset_info(name)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {', '.join(OPTIONS)}")
+    root = resolve_data_dir(data_dir)
+    spec = _frame_spec(
+        info, time_steps, split_by, options.get("resize", "default"), options.get("denoise")
+    )
+    aug = make_augment(info.name, augment) if split == "train" else None
+    if info.name == "ndigits":
+        return _get_ndigits(root, split, spec, aug, int(options.get("seed", 0)), progress)
+    seed = int(options.get("split_seed", 0))
+    fraction = float(options.get("test_fraction", STRATIFIED_TEST_FRACTION))
+    recs, split_info, searched = find_recordings(info, root, split, seed, fraction)
+    if not recs and download:
+        from .download import download_with_tonic
+
+        download_with_tonic(info, root, split)
+        recs, split_info, searched = find_recordings(info, root, split, seed, fraction)
+    if not recs:
+        where = ", ".join(str(p) for p in searched)
+        raise FileNotFoundError(
+            f"{info.title}: no {split} recordings found (searched {where}). {info.how_to_get}"
+        )
+    _warn_if_partial(info, split_info)
+    frame_cache = None
+    if cache:
+        cache_root = writable_cache_root(root, options.get("cache_dir"))
+        frame_cache = FrameCache(
+            cache_root, {"dataset": info.name, **spec.as_dict(), "sensor": list(info.sensor_size)}
+        )
+    split_info["frames"] = spec.as_dict()
+    return EventFrameDataset(
+        info, split, recs, spec, split_info, frame_cache, aug, skip_bad, progress
+    )
+
+
+def _get_ndigits(root, split, spec, aug, seed, progress) -> NDigitsDataset:
+    folder = root / dataset_info("ndigits").tonic_folder
+    data = ndigits_frames(folder, seed, spec, progress)
+    split_info = {
+        "dataset": "ndigits",
+        "kind": "stratified",
+        "test_fraction": ndigits.TEST_FRACTION,
+        "seed": seed,
+        "num_train": len(data["train_labels"]),
+        "num_test": len(data["test_labels"]),
+        "root": str(folder),
+        "frames": spec.as_dict(),
+    }
+    return NDigitsDataset(data[split], data[f"{split}_labels"], split_info, aug)
+
+
+def _warn_if_partial(info: DatasetInfo, split_info: dict) -> None:
+    expected, found = split_info["files_expected"], split_info["files_found"]
+    if split_info.get("layout") != "aedat31" and found < expected:
+        warnings.warn(
+            f"{info.name}: using a partial copy, {found} of {expected} recordings found under "
+            f"{split_info['root']}",
+            PartialDatasetWarning,
+            stacklevel=3,
+        )

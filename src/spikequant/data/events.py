@@ -1,0 +1,62 @@
+"""Event arrays (structured x, y, t, p like tonic's) and the errors a bad recording raises."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+# t in microseconds; p is 1 for ON (brighter), 0 for OFF.
+EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "u1")])
+
+
+class CorruptEventFile(ValueError):
+    """A recording that cannot be decoded: truncated, corrupt or of an unexpected layout."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(
+            f"{self.path}: {reason}. The file is truncated or corrupt: delete it and download "
+            "it again, or pass skip_bad=True (--skip-bad) to skip bad recordings."
+        )
+
+
+class EventsOutsideSensor(ValueError):
+    """A recording with events whose address lies outside the sensor."""
+
+    def __init__(self, path: str | os.PathLike, detail: str):
+        self.path = str(path)
+        super().__init__(
+            f"{path}: events outside the sensor ({detail}). The file does not belong to this "
+            "dataset or is corrupt; remove it, or pass skip_bad=True (--skip-bad) to skip it."
+        )
+
+
+def make_events(x, y, t, p) -> np.ndarray:
+    """A structured event array from four equal-length columns."""
+    events = np.empty(len(t), dtype=EVENT_DTYPE)
+    events["x"] = x
+    events["y"] = y
+    events["t"] = t
+    events["p"] = p
+    return events
+
+
+def check_in_sensor(
+    events: np.ndarray, width: int, height: int, path: str | os.PathLike = "<events>"
+) -> None:
+    """Raise EventsOutsideSensor when an address is off the width x height sensor or a
+    polarity is not 0/1."""
+    if len(events) == 0:
+        return
+    x, y, p = events["x"], events["y"], events["p"]
+    problems = []
+    if x.min() < 0 or x.max() >= width:
+        problems.append(f"x in [{x.min()}, {x.max()}], sensor width {width}")
+    if y.min() < 0 or y.max() >= height:
+        problems.append(f"y in [{y.min()}, {y.max()}], sensor height {height}")
+    if p.max() > 1:
+        problems.append(f"polarity up to {p.max()}, expected 0/1")
+    if problems:
+        raise EventsOutsideSensor(path, "; ".join(problems))

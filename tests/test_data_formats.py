@@ -1,0 +1,433 @@
+"""Event-file formats: fixtures written byte by byte in each real on-disk layout, read back.
+
+The writers here are also used by test_data_datasets.py to lay out whole fake datasets."""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikequant.data.events import CorruptEventFile, EventsOutsideSensor, check_in_sensor
+from spikequant.data.formats import quick_check, read_events, read_gesture_labels
+
+# ---------------------------------------------------------------- writers (byte by byte)
+
+
+def write_atis_bin(path: Path, x, y, t, p, overflow_before: int | None = None) -> None:
+    """N-MNIST/N-Caltech101 40-bit events; an overflow marker (y=240) before event
+    `overflow_before` (timestamps from there on are written 2**13 us lower)."""
+    out = bytearray()
+    for i, (xi, yi, ti, pi) in enumerate(zip(x, y, t, p)):
+        if overflow_before is not None and i == overflow_before:
+            out += bytes([0, 240, 0, 0, 0])
+        if overflow_before is not None and i >= overflow_before:
+            ti -= 2**13
+        out += bytes([xi, yi, (pi << 7) | ((ti >> 16) & 0x7F), (ti >> 8) & 0xFF, ti & 0xFF])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(out))
+
+
+def write_gesture_npy(path: Path, x, y, p, t_ms, dtype=np.float64) -> None:
+    """tonic's preprocessed DVS128 Gesture sample: [N, 4] columns x, y, p, t (ms)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.stack([x, y, p, t_ms], axis=1).astype(dtype))
+
+
+def write_aedat2(path: Path, x_raw, y_raw, raw_pol, t, external=()) -> None:
+    """AEDAT 2.0 from a DVS128 (jAER): big-endian (address, timestamp) pairs."""
+    header = b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n# Data format is int32 address, int32 timestamp (8 bytes total)\r\n"  # noqa: E501
+    body = bytearray()
+    for i, (xr, yr, pr, ti) in enumerate(zip(x_raw, y_raw, raw_pol, t)):
+        address = (yr << 8) | (xr << 1) | pr | (0x8000 if i in external else 0)
+        body += struct.pack(">II", address, ti)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + bytes(body))
+
+
+def aedat31_packet(event_type: int, words, timestamps, overflow: int = 0) -> bytes:
+    n = len(words)
+    head = struct.pack("<hhiiiiii", event_type, 1, 8, 4, overflow, n, n, n)
+    return head + b"".join(struct.pack("<Ii", w, ts) for w, ts in zip(words, timestamps))
+
+
+def polarity_word(x: int, y: int, p: int, valid: int = 1) -> int:
+    return (x << 17) | (y << 2) | (p << 1) | valid
+
+
+def write_aedat31(path: Path, packets: list[bytes]) -> None:
+    header = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + b"".join(packets))
+
+
+def write_gesture_labels(path: Path, rows) -> None:
+    text = "class,startTime_usec,endTime_usec\n"
+    text += "".join(f"{c},{s},{e}\n" for c, s, e in rows)
+    path.write_text(text)
+
+
+AEDAT4_DESCRIPTION = (
+    '<dv version="2.0"><node name="outInfo" path="/mainloop/Recorder/outInfo/">'
+    '<node name="0" path="/mainloop/Recorder/outInfo/0/">'
+    '<attr key="compression" type="string">NONE</attr>'
+    '<attr key="originalModuleName" type="string">capture</attr>'
+    '<attr key="originalOutputName" type="string">events</attr>'
+    '<attr key="typeDescription" type="string">Array of events (polarity ON/OFF).</attr>'
+    '<attr key="typeIdentifier" type="string">EVTS</attr>'
+    '<node name="info" path="/mainloop/Recorder/outInfo/0/info/">'
+    '<attr key="sizeX" type="int">128</attr><attr key="sizeY" type="int">128</attr>'
+    '<attr key="source" type="string">DVXplorer</attr></node></node></node></dv>'
+)
+
+
+def aedat4_ioheader(compression: int = 0, description: str = AEDAT4_DESCRIPTION) -> bytes:
+    """IOHeader flatbuffer: root offset, "IOHE", vtable, table {compression, data position,
+    description}, then the description string."""
+    vtable = struct.pack("<HHHHH", 10, 24, 4, 12, 20) + b"\0\0"  # at 8, table at 20
+    table = struct.pack("<iiiqI", 20 - 8, compression, 0, -1, 4)  # string 4 bytes after field
+    text = description.encode()
+    string = struct.pack("<I", len(text)) + text + b"\0"
+    return struct.pack("<I", 20) + b"IOHE" + vtable + table + string
+
+
+def aedat4_event_packet(t, x, y, on) -> bytes:
+    """Size-prefixed EventPacket flatbuffer with a vector of 16-byte Event structs."""
+    vtable = struct.pack("<HHH", 6, 8, 4) + b"\0\0"  # at 12, table at 20
+    table = struct.pack("<iI", 20 - 12, 28 - 24)  # vector at 28, elements from 32
+    events = b"".join(struct.pack("<qhhB3x", ti, xi, yi, oi) for ti, xi, yi, oi in zip(t, x, y, on))
+    body = struct.pack("<I", 16) + b"EVTS" + vtable + table + struct.pack("<I", len(t)) + events
+    return struct.pack("<I", len(body)) + body
+
+
+def write_aedat4(path: Path, packets, compression: int = 0, stream_id: int = 0) -> None:
+    header = aedat4_ioheader(compression)
+    out = b"#!AER-DAT4.0\r\n" + struct.pack("<I", len(header)) + header
+    for packet in packets:
+        out += struct.pack("<II", stream_id, len(packet)) + packet
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(out)
+
+
+def random_events(n: int, width: int, height: int, seed: int = 0, t_max: int = 300_000):
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, t_max, n))
+    return rng.integers(0, width, n), rng.integers(0, height, n), t, rng.integers(0, 2, n)
+
+
+# ---------------------------------------------------------------- ATIS .bin
+
+
+def test_atis_bin_reads_back_with_overflow(tmp_path):
+    x, y, t, p = random_events(50, 34, 34, t_max=20_000)
+    t[30:] += 2**13  # the part after the overflow marker
+    path = tmp_path / "00001.bin"
+    write_atis_bin(path, x, y, t, p, overflow_before=30)
+    events = read_events(path, "atis_bin")
+    assert len(events) == 50
+    np.testing.assert_array_equal(events["x"], x)
+    np.testing.assert_array_equal(events["y"], y)
+    np.testing.assert_array_equal(events["t"], t)
+    np.testing.assert_array_equal(events["p"], p)
+
+
+def test_atis_bin_agrees_with_tonic(tmp_path):
+    from tonic.io import read_mnist_file
+
+    x, y, t, p = random_events(200, 34, 34, seed=3)
+    path = tmp_path / "a.bin"
+    write_atis_bin(path, x, y, t, p, overflow_before=120)
+    t[120:] += 0  # the writer lowered them; both readers must add 2**13 back
+    theirs = read_mnist_file(str(path), dtype=np.dtype([(k, int) for k in "xytp"]))
+    ours = read_events(path, "atis_bin")
+    for field in "xytp":
+        np.testing.assert_array_equal(ours[field], theirs[field])
+
+
+def test_atis_bin_truncated_names_the_file(tmp_path):
+    path = tmp_path / "cut.bin"
+    write_atis_bin(path, *random_events(10, 34, 34))
+    path.write_bytes(path.read_bytes()[:-2])
+    with pytest.raises(CorruptEventFile, match="cut.bin"):
+        read_events(path, "atis_bin")
+    with pytest.raises(CorruptEventFile, match="5-byte"):
+        quick_check(path, "atis_bin")
+
+
+def test_empty_bin_is_an_empty_recording(tmp_path):
+    path = tmp_path / "empty.bin"
+    path.write_bytes(b"")
+    assert len(read_events(path, "atis_bin")) == 0
+    quick_check(path, "atis_bin")
+
+
+# ---------------------------------------------------------------- DVS128 Gesture (.npy)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int32])
+def test_gesture_npy_reads_back_in_microseconds(tmp_path, dtype):
+    x, y, t, p = random_events(40, 128, 128)
+    t_ms = t // 1000
+    path = tmp_path / "user01_fluorescent" / "3.npy"
+    write_gesture_npy(path, x, y, p, t_ms, dtype)
+    events = read_events(path, "gesture_npy")
+    np.testing.assert_array_equal(events["t"], t_ms * 1000)
+    np.testing.assert_array_equal(events["x"], x)
+    np.testing.assert_array_equal(events["p"], p)
+
+
+def test_gesture_npy_truncated(tmp_path):
+    path = tmp_path / "4.npy"
+    write_gesture_npy(path, *random_events(40, 128, 128)[:2], np.ones(40), np.arange(40))
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.raises(CorruptEventFile, match="4.npy"):
+        quick_check(path, "gesture_npy")
+    with pytest.raises(CorruptEventFile, match="4.npy"):
+        read_events(path, "gesture_npy")
+
+
+# ---------------------------------------------------------------- CIFAR10-DVS original (.aedat 2.0)
+
+
+def test_aedat2_maps_dvs128_addresses(tmp_path):
+    x_raw, y_raw, t, raw_pol = random_events(30, 128, 128)
+    path = tmp_path / "cifar10_cat_0.aedat"
+    write_aedat2(path, x_raw, y_raw, raw_pol, t, external={5})
+    events = read_events(path, "aedat2")
+    keep = np.arange(30) != 5  # the external event is dropped
+    assert len(events) == 29
+    np.testing.assert_array_equal(events["x"], 127 - y_raw[keep])
+    np.testing.assert_array_equal(events["y"], 127 - x_raw[keep])
+    np.testing.assert_array_equal(events["p"], 1 - raw_pol[keep])
+    np.testing.assert_array_equal(events["t"], t[keep])
+
+
+def test_aedat2_agrees_with_tonic_raw_reader(tmp_path):
+    from tonic.io import get_aer_events_from_file, read_aedat_header_from_file
+
+    x_raw, y_raw, t, raw_pol = random_events(25, 128, 128, seed=5)
+    path = tmp_path / "a.aedat"
+    write_aedat2(path, x_raw, y_raw, raw_pol, t)
+    version, start, _ = read_aedat_header_from_file(str(path))
+    raw = get_aer_events_from_file(str(path), version, start)
+    assert version == 2.0
+    np.testing.assert_array_equal(raw["timeStamp"], t)
+    np.testing.assert_array_equal((raw["address"] >> 1) & 0x7F, x_raw)
+
+
+def test_aedat2_truncated(tmp_path):
+    path = tmp_path / "cut.aedat"
+    write_aedat2(path, *random_events(10, 128, 128))
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(CorruptEventFile, match="cut.aedat"):
+        read_events(path, "aedat2")
+    with pytest.raises(CorruptEventFile):
+        quick_check(path, "aedat2")
+
+
+# ---------------------------------------------------------------- DVS128 Gesture original (3.1)
+
+
+def gesture_aedat31(path: Path, x, y, t, p) -> None:
+    """Two polarity packets around a special-event packet, plus one invalid event."""
+    words = [polarity_word(a, b, c) for a, b, c in zip(x, y, p)]
+    half = len(words) // 2
+    special = aedat31_packet(0, [0x5], [int(t[half])])
+    invalid = aedat31_packet(1, [polarity_word(1, 1, 1, valid=0)], [int(t[-1])])
+    write_aedat31(
+        path,
+        [
+            aedat31_packet(1, words[:half], t[:half]),
+            special,
+            aedat31_packet(1, words[half:], t[half:]),
+            invalid,
+        ],
+    )
+
+
+def test_aedat31_reads_polarity_packets_only(tmp_path):
+    x, y, t, p = random_events(60, 128, 128)
+    path = tmp_path / "user02_led.aedat"
+    gesture_aedat31(path, x, y, t, p)
+    events = read_events(path, "aedat31")
+    assert len(events) == 60
+    for field, want in zip("xytp", (x, y, t, p)):
+        np.testing.assert_array_equal(events[field], want)
+
+
+def test_aedat31_timestamp_overflow(tmp_path):
+    path = tmp_path / "user03_led.aedat"
+    write_aedat31(path, [aedat31_packet(1, [polarity_word(2, 3, 1)], [7], overflow=1)])
+    assert read_events(path, "aedat31")["t"][0] == 7 + 2**31
+
+
+# SpikingJelly's datasets package imports torchvision, which the project does not install
+# (SpikingJelly goes in with --no-deps); its readers need none of it, so a child process stubs
+# it out and runs SpikingJelly's own functions on our fixtures.
+SPIKINGJELLY_CHILD = """
+import sys, types
+from unittest import mock
+class Stub(types.ModuleType):
+    __path__ = []
+    def __getattr__(self, name):
+        return mock.MagicMock()
+for name in ("torchvision", "torchvision.transforms", "torchvision.datasets",
+             "torchvision.datasets.utils", "torchvision.datasets.folder", "torchaudio"):
+    sys.modules.setdefault(name, Stub(name))
+import numpy as np
+import spikingjelly.datasets.utils as sj
+aedat, events, out = sys.argv[1:4]
+loaded = sj.load_aedat_v3(aedat)
+ev = dict(np.load(events))
+frames = {f"{mode}{T}": sj.integrate_events_by_fixed_frames_number(ev, mode, T, 30, 34)
+          for mode in ("number", "time") for T in (1, 4, 10)}
+np.savez(out, **{"aedat_" + k: v for k, v in loaded.items()}, **frames)
+"""
+
+
+def test_aedat31_and_frames_agree_with_spikingjelly(tmp_path):
+    import importlib.util
+    import subprocess
+
+    from spikequant.data.events import make_events
+    from spikequant.data.frames import events_to_frames
+
+    if importlib.util.find_spec("spikingjelly") is None:
+        pytest.skip("spikingjelly is not installed")
+    x, y, t, p = random_events(400, 128, 128, seed=9)
+    aedat = tmp_path / "user04_led.aedat"
+    words = [polarity_word(*e) for e in zip(x, y, p)]
+    write_aedat31(
+        aedat,
+        [
+            aedat31_packet(1, words[:150], t[:150]),
+            aedat31_packet(0, [5], [0]),
+            aedat31_packet(1, words[150:], t[150:]),
+        ],
+    )
+    fx, fy, ft, fp = random_events(1234, 34, 30, seed=2)
+    np.savez(tmp_path / "events.npz", x=fx, y=fy, t=ft, p=fp)
+    out = tmp_path / "theirs.npz"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SPIKINGJELLY_CHILD,
+            str(aedat),
+            str(tmp_path / "events.npz"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs = np.load(out)
+    ours = read_events(aedat, "aedat31")
+    for field in "xytp":
+        np.testing.assert_array_equal(ours[field], theirs["aedat_" + field])
+    events = make_events(fx, fy, ft, fp)
+    for mode in ("number", "time"):
+        for steps in (1, 4, 10):
+            np.testing.assert_array_equal(
+                events_to_frames(events, 30, 34, steps, mode), theirs[f"{mode}{steps}"]
+            )
+
+
+def test_aedat31_truncated_packet(tmp_path):
+    path = tmp_path / "user05_led.aedat"
+    gesture_aedat31(path, *random_events(20, 128, 128)[:3], np.ones(20, int))
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(CorruptEventFile, match="user05_led.aedat"):
+        read_events(path, "aedat31")
+    with pytest.raises(CorruptEventFile):
+        quick_check(path, "aedat31")
+
+
+def test_gesture_labels_csv(tmp_path):
+    path = tmp_path / "user01_led_labels.csv"
+    write_gesture_labels(path, [(1, 100, 200), (11, 300, 450)])
+    assert read_gesture_labels(path) == [(0, 100, 200), (10, 300, 450)]
+
+
+# ---------------------------------------------------------------- CIFAR10-DVS tonic (.aedat4)
+
+
+def test_aedat4_reads_back(tmp_path):
+    x, y, t, p = random_events(30, 128, 128)
+    path = tmp_path / "cat_0.aedat4"
+    write_aedat4(
+        path,
+        [
+            aedat4_event_packet(t[:10], x[:10], y[:10], p[:10]),
+            aedat4_event_packet(t[10:], x[10:], y[10:], p[10:]),
+        ],
+    )
+    quick_check(path, "aedat4")
+    events = read_events(path, "aedat4")
+    for field, want in zip("xytp", (x, y, t, p)):
+        np.testing.assert_array_equal(events[field], want)
+
+
+def test_aedat4_agrees_with_the_aedat_package(tmp_path):
+    aedat = pytest.importorskip("aedat")
+    x, y, t, p = random_events(30, 128, 128, seed=4)
+    path = tmp_path / "dog_1.aedat4"
+    write_aedat4(path, [aedat4_event_packet(t, x, y, p)])
+    theirs = np.concatenate([pk["events"] for pk in aedat.Decoder(str(path))])
+    np.testing.assert_array_equal(read_events(path, "aedat4")["t"], theirs["t"])
+    np.testing.assert_array_equal(read_events(path, "aedat4")["x"], theirs["x"])
+
+
+def test_aedat4_truncated(tmp_path):
+    x, y, t, p = random_events(30, 128, 128)
+    path = tmp_path / "cut.aedat4"
+    write_aedat4(path, [aedat4_event_packet(t, x, y, p)])
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(CorruptEventFile, match="cut.aedat4"):
+        quick_check(path, "aedat4")
+    with pytest.raises(CorruptEventFile, match="cut short"):
+        read_events(path, "aedat4")
+
+
+def test_aedat4_not_aedat4(tmp_path):
+    path = tmp_path / "junk.aedat4"
+    path.write_bytes(b"hello world, not an event file")
+    with pytest.raises(CorruptEventFile, match="magic"):
+        read_events(path, "aedat4")
+
+
+def test_aedat4_compressed_without_codec_says_what_to_install(tmp_path, monkeypatch):
+    x, y, t, p = random_events(5, 128, 128)
+    path = tmp_path / "lz.aedat4"
+    write_aedat4(path, [b"\x04\x22\x4d\x18not really lz4"], compression=1)
+    monkeypatch.setitem(sys.modules, "lz4", None)
+    monkeypatch.setitem(sys.modules, "lz4.frame", None)
+    with pytest.raises(RuntimeError, match="pip install lz4"):
+        read_events(path, "aedat4")
+
+
+# ---------------------------------------------------------------- sensor checks
+
+
+def test_events_outside_the_sensor_are_rejected_clearly():
+    from spikequant.data.events import make_events
+
+    events = make_events([1, 40], [2, 3], [0, 1], [0, 1])
+    with pytest.raises(EventsOutsideSensor, match=r"x in \[1, 40\], sensor width 34"):
+        check_in_sensor(events, 34, 34, "rec.bin")
+    bad_polarity = make_events([1], [2], [0], [3])
+    with pytest.raises(EventsOutsideSensor, match="polarity"):
+        check_in_sensor(bad_polarity, 34, 34)
+    check_in_sensor(make_events([], [], [], []), 34, 34)
+
+
+def test_aedat4_content_under_an_aedat_name(tmp_path):
+    x, y, t, p = random_events(12, 128, 128)
+    path = tmp_path / "cifar10_cat_1.aedat"
+    write_aedat4(path, [aedat4_event_packet(t, x, y, p)])
+    quick_check(path, "aedat2")
+    np.testing.assert_array_equal(read_events(path, "aedat2")["x"], x)
