@@ -19,6 +19,7 @@ from .layers import (
     make_quantizer,
     quantize_model,
     quantized_layers,
+    quantized_weight,
     weight_quantizer,
 )
 from .levels import bits_for_levels, power_of_two_levels, resolve_levels, symmetric_levels
@@ -46,6 +47,7 @@ __all__ = [
     "power_of_two_levels",
     "quantize_model",
     "quantized_layers",
+    "quantized_weight",
     "resolve_levels",
     "set_temperature",
     "symmetric_levels",

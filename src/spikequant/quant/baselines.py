@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .base import QuantizedWeight, WeightQuantizer, channel_view, reduce_per_channel
-from .levels import nearest_level_index
+from .levels import check_bits, nearest_level_index
 
 
 def round_to_levels_ste(v: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
@@ -54,27 +54,33 @@ class IdentityQuantizer(WeightQuantizer):
 class SteQuantizer(WeightQuantizer):
     """w_hat = H * nearest_level(w / H) with H fixed at initialisation (mean|w| for binary, as
     BinaryConnect's fixed +-H; max|w| / max|q| for k bits). The gradient passes straight through
-    where |w / H| lies within half a step outside the outermost levels and is cancelled beyond
-    (BinaryConnect's clipping)."""
+    where |w / H| lies within half a step outside the outermost levels (|w / H| <= 2 for binary,
+    <= q_n + 1/2 for integer levels) and is cancelled beyond (BinaryConnect's clipping)."""
 
     name = "ste"
+    weight_shaped = ("scale",)
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
         super().__init__(levels)
         self.per_channel = per_channel
         self.register_buffer("scale", torch.ones(()))
-        step = float((self.levels[1:] - self.levels[:-1]).min())
-        self.clip_low = float(self.levels[0]) - step / 2
-        self.clip_high = float(self.levels[-1]) + step / 2
 
-    @torch.no_grad()
-    def reset(self, weight: torch.Tensor) -> None:
+    @property
+    def clip_low(self) -> float:
+        return self.level_min - self.min_step / 2
+
+    @property
+    def clip_high(self) -> float:
+        return self.level_max + self.min_step / 2
+
+    def init_from_weight(self, weight: torch.Tensor) -> None:
         if self.levels.numel() == 2:
             scale = reduce_per_channel(weight, _abs_mean, self.per_channel)
         else:
             scale = reduce_per_channel(weight, _abs_max, self.per_channel)
-            scale = scale / self.levels.abs().max()
-        self.scale = _positive(scale.float())
+            scale = scale / self.level_absmax
+        scale = _positive(scale.float())
+        self.scale = scale.flatten() if self.per_channel else scale
 
     def _scale(self, weight: torch.Tensor) -> torch.Tensor:
         return self.scale if self.scale.dim() == 0 else channel_view(self.scale, weight)
@@ -103,8 +109,9 @@ class XnorQuantizer(WeightQuantizer):
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
         if levels.numel() != 2 or levels.tolist() != [-1.0, 1.0]:
             raise ValueError(
-                "xnor binarizes weights (levels {-1, 1}, bits=1); for more bits use "
-                "quantizer='lsq', 'dorefa', 'ste' or 'sigmoid'"
+                f"xnor binarizes weights: it allows only bits=1 (levels [-1, 1]), got levels "
+                f"{levels.tolist()}; for more bits use quantizer='lsq', 'dorefa', 'ste' or "
+                "'sigmoid'"
             )
         super().__init__(levels)
         self.per_channel = per_channel
@@ -145,6 +152,7 @@ class LsqQuantizer(WeightQuantizer):
     1 / sqrt(N * Q_p). Binary levels {-1, 1} give w_hat = s * sign(w)."""
 
     name = "lsq"
+    weight_shaped = ("step_size",)
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
         super().__init__(levels)
@@ -153,16 +161,15 @@ class LsqQuantizer(WeightQuantizer):
 
     @property
     def q_positive(self) -> float:
-        return max(float(self.levels[-1]), 1.0)
+        return max(self.level_max, 1.0)
 
-    @torch.no_grad()
-    def reset(self, weight: torch.Tensor) -> None:
+    def init_from_weight(self, weight: torch.Tensor) -> None:
         mean_abs = reduce_per_channel(weight, _abs_mean, self.per_channel)
         init = 2 * mean_abs / math.sqrt(self.q_positive)
         if self.levels.numel() == 2:
             init = mean_abs  # the L2-optimal scale for sign(w)
-        self.step_size = nn.Parameter(_positive(init.float()).flatten() if self.per_channel
-                                      else _positive(init.float()))
+        init = _positive(init.float())
+        self.step_size = nn.Parameter(init.flatten() if self.per_channel else init)
 
     def _step(self, weight: torch.Tensor) -> torch.Tensor:
         s = self.step_size
@@ -174,7 +181,7 @@ class LsqQuantizer(WeightQuantizer):
         per_scale = weight.numel() / max(self.step_size.numel(), 1)
         g = 1.0 / math.sqrt(per_scale * self.q_positive)
         s = _GradScale.apply(self._step(weight), g).to(weight.dtype)
-        v = torch.clamp(weight / s, float(self.levels[0]), float(self.levels[-1]))
+        v = torch.clamp(weight / s, self.level_min, self.level_max)
         return s * round_to_levels_ste(v, self.levels)
 
     def quantize(self, weight: torch.Tensor) -> QuantizedWeight:
@@ -196,6 +203,7 @@ class DorefaQuantizer(WeightQuantizer):
     name = "dorefa"
 
     def __init__(self, bits: int) -> None:
+        bits = check_bits(bits)
         super().__init__(dorefa_levels(bits))
         self.k = bits
 
@@ -225,35 +233,60 @@ class DorefaQuantizer(WeightQuantizer):
 
 class PtqQuantizer(WeightQuantizer):
     """Post-training quantization: float weights while training, and in eval each weight rounded
-    to the nearest level at the scale (searched over a grid) that minimises the squared error."""
+    to the nearest level at the scale that minimises the squared error: the best of a grid of
+    fractions of max|w| / max|q|, then refined by alternating "best codes for the scale, best
+    scale for the codes" (s = <w, q> / <q, q>) steps, each of which can only lower the error.
+    The scale of a layer's weight is computed once per weight version, not every eval batch."""
 
     name = "ptq"
     GRID = 100
+    REFINE_STEPS = 20
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
         super().__init__(levels)
         self.per_channel = per_channel
+        self._scale_cache: tuple[tuple, torch.Tensor] | None = None
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return weight if self.training else self.hard(weight)
 
+    def _squared_error(self, rows: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        levels = self.levels.to(rows.device)
+        q = levels[nearest_level_index(rows / scale, levels)] * scale
+        return ((q - rows) ** 2).sum(dim=1, keepdim=True)
+
     def best_scale(self, weight: torch.Tensor) -> torch.Tensor:
         w = weight.detach().float()
         rows = w.flatten(1) if self.per_channel else w.flatten().unsqueeze(0)
-        wmax = _positive(rows.abs().amax(dim=1, keepdim=True))
-        fractions = torch.linspace(0.05, 1.0, self.GRID, device=w.device)
-        best_err = torch.full_like(wmax, float("inf"))
-        best = wmax / self.levels.abs().max()
-        for f in fractions:
-            s = f * wmax / self.levels.abs().max()
-            q = self.levels.to(w.device)[nearest_level_index(rows / s, self.levels)] * s
-            err = ((q - rows) ** 2).sum(dim=1, keepdim=True)
+        levels = self.levels.to(w.device)
+        top = _positive(rows.abs().amax(dim=1, keepdim=True)) / self.level_absmax
+        best, best_err = top, torch.full_like(top, float("inf"))
+        for f in torch.linspace(0.05, 1.0, self.GRID).tolist():
+            err = self._squared_error(rows, f * top)
             better = err < best_err
-            best = torch.where(better, s, best)
-            best_err = torch.where(better, err, best_err)
+            best, best_err = torch.where(better, f * top, best), torch.where(better, err, best_err)
+        for _ in range(self.REFINE_STEPS):
+            q = levels[nearest_level_index(rows / best, levels)]
+            qq = (q * q).sum(dim=1, keepdim=True)
+            fitted = (rows * q).sum(dim=1, keepdim=True) / qq.clamp(min=1e-30)
+            fitted = torch.where(fitted > 0, fitted, best)
+            err = self._squared_error(rows, fitted)
+            better = err < best_err
+            if not better.any():
+                break
+            best, best_err = torch.where(better, fitted, best), torch.where(better, err, best_err)
         return channel_view(best.flatten(), weight) if self.per_channel else best.reshape(())
 
+    def _scale(self, weight: torch.Tensor) -> torch.Tensor:
+        if not isinstance(weight, nn.Parameter):
+            return self.best_scale(weight)
+        key = (id(weight), weight.data_ptr(), weight._version, weight.shape, weight.device,
+               weight.dtype, self.per_channel)
+        if self._scale_cache is None or self._scale_cache[0] != key:
+            self._scale_cache = (key, self.best_scale(weight))
+        return self._scale_cache[1]
+
     def quantize(self, weight: torch.Tensor) -> QuantizedWeight:
-        scale = self.best_scale(weight)
+        scale = self._scale(weight)
         codes = nearest_level_index(weight.detach() / scale, self.levels)
         return QuantizedWeight(codes, self.levels, scale)

@@ -9,6 +9,7 @@ SpikingJelly's multi-step `layer.Conv2d` or any other subclass stays what it was
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .base import WeightQuantizer
+from .base import QuantizedWeight, WeightQuantizer
 from .baselines import (
     DorefaQuantizer,
     IdentityQuantizer,
@@ -38,16 +39,21 @@ def make_quantizer(
     **options: Any,
 ) -> WeightQuantizer:
     """A fresh quantizer by name. `options` go to its constructor (e.g. per_channel=True,
-    temperature=..., boundaries='midpoints' for sigmoid)."""
-    if quantizer not in QUANTIZERS:
+    temperature=..., boundaries='midpoints' for sigmoid); an option the quantizer does not
+    take is an error that lists the ones it does. "none" (float weights) ignores bits/levels."""
+    if not isinstance(quantizer, str) or quantizer not in QUANTIZERS:
         raise ValueError(f"unknown quantizer {quantizer!r}; choose one of {', '.join(QUANTIZERS)}")
     if quantizer == "none":
         return IdentityQuantizer()
     if quantizer == "dorefa":
         if levels is not None:
-            raise ValueError("dorefa uses its own 2^k evenly spaced levels; pass bits, not levels")
-        resolve_levels(bits)  # validates bits
-        return DorefaQuantizer(bits, **options)
+            raise ValueError(
+                "dorefa uses its own 2^k evenly spaced levels in [-1, 1]; pass bits=1..8, "
+                "not levels"
+            )
+        if bits is None:
+            raise ValueError("dorefa needs bits=1..8")
+        return _construct(DorefaQuantizer, quantizer, bits, **options)
     lv = resolve_levels(bits, levels)
     cls = {
         "sigmoid": SigmoidQuantizer,
@@ -56,7 +62,18 @@ def make_quantizer(
         "lsq": LsqQuantizer,
         "ptq": PtqQuantizer,
     }[quantizer]
-    return cls(lv, **options)
+    return _construct(cls, quantizer, lv, **options)
+
+
+def _construct(cls: type, name: str, first: Any, **options: Any) -> WeightQuantizer:
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"][1:]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"quantizer {name!r} has no option(s) {', '.join(unknown)}; "
+            f"its options are: {', '.join(allowed) or 'none'}"
+        )
+    return cls(first, **options)
 
 
 def attach_quantizer(layer: nn.Module, quantizer: WeightQuantizer) -> nn.Module:
@@ -65,7 +82,38 @@ def attach_quantizer(layer: nn.Module, quantizer: WeightQuantizer) -> nn.Module:
         raise ValueError(f"{type(layer).__name__} already has a weight quantizer")
     quantizer.reset(layer.weight.detach())
     quantizer.to(layer.weight.device)
+    _register(layer, quantizer)
+    return layer
+
+
+def _register(layer: nn.Module, quantizer: WeightQuantizer) -> None:
     parametrize.register_parametrization(layer, "weight", quantizer, unsafe=True)
+    # register_parametrization gives the layer a class of its own, which torch refuses to
+    # pickle; teach that class to pickle as its plain class plus weight and quantizer, so
+    # torch.save(model) of a whole quantized model works.
+    type(layer).__reduce_ex__ = _reduce_quantized_layer
+
+
+def _reduce_quantized_layer(layer: nn.Module, protocol: int) -> tuple:
+    plain_cls = type(layer).__bases__[0]
+    chain = layer.parametrizations
+    if list(chain.keys()) != ["weight"] or len(chain.weight) != 1:
+        raise RuntimeError(
+            f"{plain_cls.__name__} has parametrizations besides its weight quantizer; "
+            "save it with torch.save(model.state_dict()) instead"
+        )
+    state = dict(layer.__dict__)
+    state["_modules"] = {k: v for k, v in layer._modules.items() if k != "parametrizations"}
+    state["_parameters"] = {**layer._parameters, "weight": chain.weight.original}
+    return _rebuild_quantized_layer, (plain_cls, state, chain.weight[0])
+
+
+def _rebuild_quantized_layer(
+    plain_cls: type, state: dict[str, Any], quantizer: WeightQuantizer
+) -> nn.Module:
+    layer = plain_cls.__new__(plain_cls)
+    layer.__dict__.update(state)
+    _register(layer, quantizer)  # no reset: the quantizer keeps its learned state
     return layer
 
 
@@ -86,6 +134,19 @@ def float_weight(layer: nn.Module) -> torch.Tensor:
     return layer.weight
 
 
+def quantized_weight(layer: nn.Module) -> QuantizedWeight:
+    """The integer codes, levels and scale of a quantized layer's weight (what export stores);
+    `.dequantize()` equals `layer.weight` in eval mode."""
+    q = weight_quantizer(layer)
+    if q is None or isinstance(q, IdentityQuantizer):
+        raise ValueError(
+            f"{type(layer).__name__} has float weights (no quantizer, or quantizer 'none'); "
+            "quantize it first with quantize_model(...)"
+        )
+    with torch.no_grad():
+        return q.quantize(float_weight(layer))
+
+
 class QuantConv2d(nn.Conv2d):
     """nn.Conv2d whose weight goes through `weight_quantizer` (Brevitas-style injection)."""
 
@@ -96,6 +157,10 @@ class QuantConv2d(nn.Conv2d):
     @property
     def weight_quantizer(self) -> WeightQuantizer:
         return weight_quantizer(self)
+
+    def quantized_weight(self) -> QuantizedWeight:
+        """Integer codes, levels and scale of the weight."""
+        return quantized_weight(self)
 
 
 class QuantLinear(nn.Linear):
@@ -109,27 +174,55 @@ class QuantLinear(nn.Linear):
     def weight_quantizer(self) -> WeightQuantizer:
         return weight_quantizer(self)
 
+    def quantized_weight(self) -> QuantizedWeight:
+        """Integer codes, levels and scale of the weight."""
+        return quantized_weight(self)
+
 
 _TWINS: dict[type, type] = {nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear}
 
-Exclude = Iterable[str] | Callable[[str, nn.Module], bool]
+Exclude = str | Iterable[str] | Callable[[str, nn.Module], bool]
 
 
-def _excluded(exclude: Exclude, name: str, module: nn.Module) -> bool:
+def _name_and_parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def _pattern_hits(pattern: str, name: str) -> bool:
+    return any(fnmatch.fnmatchcase(n, pattern) for n in _name_and_parents(name))
+
+
+def _exclusion(exclude: Exclude, layers: list[tuple[str, nn.Module]]) -> set[str]:
+    """Names of the layers `exclude` leaves in float."""
     if callable(exclude):
-        return bool(exclude(name, module))
-    return any(name == pat or fnmatch.fnmatchcase(name, pat) for pat in exclude)
+        return {name for name, m in layers if exclude(name, m)}
+    patterns = [exclude] if isinstance(exclude, str) else list(exclude)
+    excluded = set()
+    for pattern in patterns:
+        if not isinstance(pattern, str):
+            raise ValueError(f"exclude takes module names or glob patterns, got {pattern!r}")
+        hits = {name for name, _ in layers if _pattern_hits(pattern, name)}
+        if not hits:
+            names = ", ".join(name or "<model>" for name, _ in layers) or "none"
+            raise ValueError(
+                f"exclude pattern {pattern!r} matches no Conv2d / Linear layer of the model; "
+                f"its layers are: {names}"
+            )
+        excluded |= hits
+    return excluded
 
 
 def _twin_of(module: nn.Module, quantizer: WeightQuantizer) -> nn.Module:
     """A QuantConv2d / QuantLinear holding the same float weights as a plain layer."""
     cls = _TWINS[type(module)]
     twin = cls.__new__(cls)
-    nn.Module.__init__(twin)
-    twin.__dict__.update({k: v for k, v in module.__dict__.items() if not k.startswith("_")})
-    twin._parameters = dict(module._parameters)
-    twin._buffers = dict(module._buffers)
-    twin.train(module.training)
+    # every attribute (hooks, padding caches such as _reversed_padding_repeated_twice, ...);
+    # hook dicts stay shared so that existing hook handles still remove their hooks, the
+    # tensor dicts are copied because the parametrization edits the twin's own _parameters
+    twin.__dict__.update(module.__dict__)
+    for key in ("_parameters", "_buffers", "_modules"):
+        twin.__dict__[key] = dict(module.__dict__[key])
     attach_quantizer(twin, quantizer)
     return twin
 
@@ -146,25 +239,23 @@ def quantize_model(
 
     Plain nn.Conv2d / nn.Linear are swapped for QuantConv2d / QuantLinear; subclasses (such as
     SpikingJelly's multi-step layers) keep their class and get the quantizer attached to their
-    weight. The trained float weights are kept. `exclude` is a list of module names or glob
-    patterns (e.g. ["conv.0", "fc.*"]) or a predicate `(name, module) -> bool`.
-    `quantizer="none"` leaves the model as it is.
+    weight. The trained float weights are kept. `exclude` is a module name or glob pattern, a
+    list of them (e.g. ["conv.0", "fc.*"]; naming a container excludes every layer in it), or
+    a predicate `(name, module) -> bool`. Layers already quantized are left as they are, so a
+    second call does not quantize twice. `quantizer="none"` leaves the model as it is.
     """
     make_quantizer(quantizer, bits, levels, **options)  # validate before touching the model
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    excluded = _exclusion(exclude, layers)
     if quantizer == "none":
         return model
-    targets = [
-        (name, m)
-        for name, m in model.named_modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear))
-        and weight_quantizer(m) is None
-        and not _excluded(exclude, name, m)
-    ]
-    for name, m in targets:
+    for name, m in layers:
+        if name in excluded or weight_quantizer(m) is not None:
+            continue
         q = make_quantizer(quantizer, bits, levels, **options)
-        if type(m) in _TWINS:
+        if type(m) in _TWINS and name:
             _replace(model, name, _twin_of(m, q))
-        else:
+        else:  # a subclass, or the model is itself the layer: quantize it where it is
             attach_quantizer(m, q)
     return model
 

@@ -10,8 +10,19 @@ from typing import Any
 from torch import nn
 
 from .base import WeightQuantizer
+from .sigmoid import check_temperature
 
 KINDS = ("linear", "exponential", "cosine", "constant")
+
+
+def _positive_number(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return number
 
 
 class TemperatureSchedule:
@@ -35,20 +46,31 @@ class TemperatureSchedule:
         per_step: bool = False,
     ) -> None:
         if kind not in KINDS:
-            raise ValueError(f"temperature schedule must be one of {KINDS}, got {kind!r}")
-        if not t0 > 0:
-            raise ValueError(f"t0 must be positive, got {t0}")
-        if t_max is not None and t_max < t0:
-            raise ValueError(f"t_max ({t_max}) must be at least t0 ({t0})")
+            raise ValueError(
+                f"temperature schedule must be one of {', '.join(KINDS)}, got {kind!r}"
+            )
+        t0 = _positive_number("t0 (the first epoch's temperature)", t0)
+        if t_max is not None:
+            t_max = _positive_number("t_max (the temperature cap, or None for no cap)", t_max)
+            if t_max < t0:
+                raise ValueError(f"t_max ({t_max:g}) must be at least t0 ({t0:g})")
+        growth = _positive_number("growth", growth)
         if kind == "exponential" and growth <= 1:
-            raise ValueError(f"an exponential schedule needs growth > 1, got {growth}")
-        if kind == "cosine" and (t_max is None or not total_epochs):
-            raise ValueError("a cosine schedule needs t_max and total_epochs")
-        self.kind, self.t0, self.t_max = kind, float(t0), t_max
-        self.growth, self.total_epochs, self.per_step = float(growth), total_epochs, per_step
+            raise ValueError(f"an exponential schedule needs growth > 1 (e.g. 1.5), got {growth}")
+        if kind == "cosine" and (
+            t_max is None or isinstance(total_epochs, bool)
+            or not isinstance(total_epochs, int) or total_epochs < 1
+        ):
+            raise ValueError(
+                "a cosine schedule needs t_max (a number) and total_epochs (an integer >= 1), "
+                f"got t_max={t_max!r}, total_epochs={total_epochs!r}"
+            )
+        self.kind, self.t0, self.t_max = kind, t0, t_max
+        self.growth, self.total_epochs, self.per_step = growth, total_epochs, bool(per_step)
         self.current = self.value(0.0)
 
     def value(self, epoch: float) -> float:
+        """T at a (fractional) epoch, counted from 0."""
         if self.kind == "linear":
             t = self.t0 * (epoch + 1)
         elif self.kind == "exponential":
@@ -58,10 +80,14 @@ class TemperatureSchedule:
             t = self.t0 + (self.t_max - self.t0) * (1 - math.cos(math.pi * frac)) / 2
         else:
             t = self.t0
+        t = max(t, self.t0)  # a negative epoch never gives T <= 0
         return min(t, self.t_max) if self.t_max is not None else t
 
-    def update(self, model: nn.Module, epoch: int, step: int = 0, steps_per_epoch: int = 1) -> float:
-        """Set T for (epoch, step) on every quantizer of `model`; returns T."""
+    def update(
+        self, model: nn.Module, epoch: int, step: int = 0, steps_per_epoch: int = 1
+    ) -> float:
+        """Set T for (epoch, step) on every quantizer of `model`; returns T. Without
+        `per_step`, the step is ignored and T changes once an epoch."""
         position = float(epoch)
         if self.per_step and steps_per_epoch > 0:
             position += step / steps_per_epoch
@@ -73,8 +99,21 @@ class TemperatureSchedule:
         return dict(vars(self))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, val in state.items():
-            setattr(self, key, val)
+        unknown = set(state) - set(vars(self))
+        if unknown:
+            raise ValueError(
+                f"not a TemperatureSchedule state: unknown key(s) {', '.join(sorted(unknown))}"
+            )
+        settings = {k: v for k, v in state.items() if k != "current"}
+        self.__init__(**{**self._settings(), **settings})  # validates the restored settings
+        self.current = float(state.get("current", self.current))
+
+    def _settings(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k != "current"}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
+        return f"TemperatureSchedule({args})"
 
 
 def quantizers_of(model: nn.Module) -> Iterable[WeightQuantizer]:
@@ -82,5 +121,7 @@ def quantizers_of(model: nn.Module) -> Iterable[WeightQuantizer]:
 
 
 def set_temperature(model: nn.Module, temperature: float) -> None:
+    """Set T on every quantizer of `model` (only sigmoid quantizers use it)."""
+    temperature = check_temperature(temperature)
     for q in quantizers_of(model):
         q.set_temperature(temperature)

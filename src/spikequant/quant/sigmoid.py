@@ -9,6 +9,8 @@ sigmoids are unit steps, so every weight is exactly alpha * q_j.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -20,52 +22,79 @@ KMEANS_ITERS = 30
 
 class _SoftStaircase(torch.autograd.Function):
     """sum_i s_i * sigmoid(T * (x - b_i)), one step at a time so that memory stays O(|x|)
-    however many levels there are (8 bits has 254 steps)."""
+    however many levels there are (8 bits has 254 steps). Positions, heights and T stay
+    tensors: reading their values on the host would stall a GPU every forward pass."""
 
     @staticmethod
-    def forward(ctx, x, positions, heights, temperature: float):
+    def forward(ctx, x, positions, heights, temperature):
+        t = temperature.to(x.dtype)
+        b, s = positions.to(x.dtype), heights.to(x.dtype)
+        ctx.single = b.numel() == 1
+        if ctx.single:  # binary, the hot path: keep the sigmoid, backward needs nothing else
+            sig = torch.sigmoid((x - b[0]).mul_(t))
+            ctx.save_for_backward(sig, s, t)
+            return sig * s[0]
         out = torch.zeros_like(x)
-        for b, s in zip(positions.tolist(), heights.tolist()):
-            out.add_(torch.sigmoid(temperature * (x - b)), alpha=s)
-        ctx.save_for_backward(x, positions, heights)
-        ctx.temperature = temperature
+        z = torch.empty_like(x)
+        for i in range(b.numel()):
+            torch.sub(x, b[i], out=z).mul_(t).sigmoid_()
+            out.addcmul_(z, s[i])
+        ctx.save_for_backward(x, b, s, t)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, positions, heights = ctx.saved_tensors
-        t = ctx.temperature
+        if ctx.single:
+            sig, s, t = ctx.saved_tensors
+            return grad_out * sig * (1 - sig) * (s[0] * t), None, None, None
+        x, b, s, t = ctx.saved_tensors
         slope = torch.zeros_like(x)
-        for b, s in zip(positions.tolist(), heights.tolist()):
-            sig = torch.sigmoid(t * (x - b))
-            slope.add_(sig * (1 - sig), alpha=s * t)
-        return grad_out * slope, None, None, None
+        z = torch.empty_like(x)
+        for i in range(b.numel()):
+            torch.sub(x, b[i], out=z).mul_(t).sigmoid_()
+            slope.addcmul_(z * (1 - z), s[i])
+        return grad_out * slope.mul_(t), None, None, None
 
 
-def kmeans_boundaries(values: torch.Tensor, num_clusters: int, init: torch.Tensor) -> torch.Tensor:
+def kmeans_boundaries(
+    values: torch.Tensor, num_clusters: int, init: torch.Tensor
+) -> torch.Tensor | None:
     """Boundaries between neighbouring clusters of 1-D k-means (Lloyd, centres seeded at `init`).
 
-    Returns None where the data has fewer distinct values than clusters (constant tensors)."""
+    Returns None where a cluster ends up empty (constant tensors, fewer distinct values than
+    clusters): the caller then falls back to the level midpoints."""
     v = values.detach().flatten().float()
     if v.numel() > KMEANS_SAMPLE:
         gen = torch.Generator().manual_seed(0)
         v = v[torch.randperm(v.numel(), generator=gen)[:KMEANS_SAMPLE].to(v.device)]
-    centres = init.clone().float().to(v.device)
+    centres = init.detach().float().to(v.device)
     for _ in range(KMEANS_ITERS):
-        mids = (centres[1:] + centres[:-1]) / 2
-        assign = torch.bucketize(v, mids)
+        assign = torch.bucketize(v, (centres[1:] + centres[:-1]) / 2)
         counts = torch.bincount(assign, minlength=num_clusters).float()
         sums = torch.zeros(num_clusters, device=v.device).index_add_(0, assign, v)
-        filled = counts > 0
-        new = torch.where(filled, sums / counts.clamp(min=1), centres)
-        new, _ = torch.sort(new)
+        new = torch.where(counts > 0, sums / counts.clamp(min=1), centres).sort().values
         if torch.allclose(new, centres):
             break
         centres = new
     mids = (centres[1:] + centres[:-1]) / 2
+    counts = torch.bincount(torch.bucketize(v, mids), minlength=num_clusters)
     if (mids[1:] - mids[:-1] <= 0).any() or (counts == 0).any():
         return None
     return mids
+
+
+def check_temperature(temperature: float) -> float:
+    """`temperature` as a float if it is a positive finite number, else a ValueError."""
+    try:
+        value = float(temperature)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(temperature, bool) or not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"temperature must be a positive finite number (e.g. 1.0; the schedule raises it "
+            f"towards t_max), got {temperature!r}"
+        )
+    return value
 
 
 class SigmoidQuantizer(WeightQuantizer):
@@ -80,6 +109,7 @@ class SigmoidQuantizer(WeightQuantizer):
     """
 
     name = "sigmoid"
+    weight_shaped = ("alpha", "beta")
 
     def __init__(
         self,
@@ -92,30 +122,30 @@ class SigmoidQuantizer(WeightQuantizer):
         super().__init__(levels)
         if boundaries not in ("kmeans", "midpoints"):
             raise ValueError(f"boundaries must be 'kmeans' or 'midpoints', got {boundaries!r}")
+        temperature = check_temperature(temperature)
         self.boundary_mode = boundaries
         self.per_channel = per_channel
         self.register_buffer("heights", self.levels[1:] - self.levels[:-1])
         self.register_buffer("positions", (self.levels[1:] + self.levels[:-1]) / 2)
-        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.register_buffer("temperature", torch.tensor(temperature))
         self.alpha = nn.Parameter(torch.ones(()), requires_grad=learn_scales)
         self.beta = nn.Parameter(torch.ones(()), requires_grad=learn_scales)
 
     def set_temperature(self, temperature: float) -> None:
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature.fill_(float(temperature))
+        self.temperature.fill_(check_temperature(temperature))
 
-    @torch.no_grad()
-    def reset(self, weight: torch.Tensor) -> None:
-        qmax = self.levels.abs().max()
+    def init_from_weight(self, weight: torch.Tensor) -> None:
         wmax = reduce_per_channel(weight, lambda t, dim: t.abs().amax(dim=dim), self.per_channel)
         wmax = torch.where(wmax > 0, wmax, torch.ones_like(wmax))  # all-zero weights
-        beta = (1.25 * qmax / wmax).float()
+        beta = (1.25 * self.level_absmax / wmax).float()
+        if self.per_channel:
+            beta = beta.flatten()  # one scale per output channel, whatever the layer's rank
         self.beta = nn.Parameter(beta, requires_grad=self.alpha.requires_grad)
         self.alpha = nn.Parameter(1.0 / beta, requires_grad=self.alpha.requires_grad)
         positions = (self.levels[1:] + self.levels[:-1]) / 2
         if self.boundary_mode == "kmeans":
-            found = kmeans_boundaries(weight.float() * beta, self.levels.numel(), self.levels)
+            scaled = weight.float() * (channel_view(beta, weight) if self.per_channel else beta)
+            found = kmeans_boundaries(scaled, self.levels.numel(), self.levels)
             if found is not None:
                 positions = found
         self.positions.copy_(positions.to(self.positions.device))
@@ -130,9 +160,7 @@ class SigmoidQuantizer(WeightQuantizer):
             return self.hard(weight)
         alpha, beta = self._scales(weight)
         x = beta.to(weight.dtype) * weight
-        soft = _SoftStaircase.apply(
-            x, self.positions, self.heights, float(self.temperature)
-        )
+        soft = _SoftStaircase.apply(x, self.positions, self.heights, self.temperature)
         return alpha.to(weight.dtype) * (soft + self.levels[0].to(weight.dtype))
 
     def soft(self, weight: torch.Tensor) -> torch.Tensor:
