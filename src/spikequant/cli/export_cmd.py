@@ -1,6 +1,55 @@
-"""`spikequant export` (placeholder until its module lands)."""
+"""`spikequant export`: a checkpoint as a packed low-bit model file (and optionally NIR)."""
+
+from __future__ import annotations
+
+import argparse
+import json
 
 
-def register(sub) -> None:
-    p = sub.add_parser("export", help="(not yet available)")
-    p.set_defaults(func=lambda args: print("export: not yet available") or 1)
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a checkpoint as a packed low-bit model file",
+        description="Write the eval-mode network of a training checkpoint as a packed model "
+        "file: each quantized weight as its level index, bit-packed at ceil(log2 L) bits "
+        "(1 bit for binary), one float32 scale a layer (or output channel) and the level "
+        "set; batch norm, biases and PLIF time constants as float32 (or float16). The "
+        "container is safetensors with JSON metadata (architecture, run settings, per-layer "
+        "bits and levels) and a SHA-256 checked at load. `spikequant infer --model FILE` "
+        "evaluates it; prints the memory report.",
+    )
+    p.add_argument("--checkpoint", "-c", required=True, help="DIR/last.pt or DIR/best.pt")
+    p.add_argument("--out", "-o", required=True, help="packed model file to write (e.g. model.sqp)")
+    p.add_argument(
+        "--float-dtype",
+        choices=("float32", "float16"),
+        default="float32",
+        help="precision of the float parts (batch norm, biases, PLIF); float16 saves a few "
+        "KiB but may change predictions [default: float32, exact]",
+    )
+    p.add_argument("--nir", metavar="FILE", help="also write the network as a NIR graph (HDF5)")
+    p.add_argument("--json", action="store_true", help="print the memory report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import format_report, memory_report_from_file, run_metadata, save_packed
+    from ..train import load_checkpoint, model_from_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(ckpt)
+    metadata = run_metadata(ckpt.get("run"), ckpt.get("epoch"))
+    save_packed(model, args.out, metadata, float_dtype=args.float_dtype)
+    report = memory_report_from_file(args.out)
+    if args.nir:
+        from ..export import write_nir
+
+        run_info = ckpt.get("run", {})
+        write_nir(model, args.nir, time_steps=run_info.get("time_steps"))
+    if args.json:
+        print(json.dumps({"out": str(args.out), "nir": args.nir, **report.as_dict()}, indent=2))
+    else:
+        print(format_report(report, title=f"wrote {args.out}"))
+        if args.nir:
+            print(f"wrote NIR graph {args.nir}")
+    return 0

@@ -300,13 +300,15 @@ def test_accuracy(run: Run) -> float:
     return correct / max(total, 1)
 
 
-def size_metrics(model: nn.Module) -> dict[str, Any]:
-    """Memory figures from the packed file that `spikequant export` writes."""
-    from ..export import count_quantized_weights, fp32_model_bytes, packed_model_bytes
+def size_metrics(run: Run) -> dict[str, Any]:
+    """Memory figures: the fp32 size against the exact size of the file that `spikequant
+    export` writes for this run's checkpoint (run settings and epoch included)."""
+    from ..export import count_weights, fp32_model_bytes, packed_model_bytes, run_metadata
 
-    fp32, packed = fp32_model_bytes(model), packed_model_bytes(model)
+    meta = run_metadata(run.config.to_dict(), run.epoch)
+    fp32, packed = fp32_model_bytes(run.net), packed_model_bytes(run.net, meta)
     return {
-        "num_weights": count_quantized_weights(model),
+        "num_weights": count_weights(run.net),
         "model_bytes_fp32": fp32,
         "model_bytes_quantized": packed,
         "memory_savings": fp32 / packed,
@@ -337,7 +339,7 @@ def metrics_of(run: Run, final: bool) -> dict[str, Any]:
         "world_size": run.ctx.world_size,
         "split": run.split_info,
         "device": str(cfg.device),
-        **size_metrics(run.net),
+        **size_metrics(run),
     }
 
 

@@ -1,0 +1,94 @@
+"""Export -> load on every registered network: the file alone gives the same class scores."""
+
+import pytest
+import torch
+
+from spikequant.export import (
+    count_quantized_weights,
+    fp32_model_bytes,
+    load_packed,
+    memory_report,
+    packed_model_bytes,
+    save_packed,
+)
+from spikequant.models import MODELS, build, list_models
+from spikequant.quant import float_weight, quantized_layers, weight_quantizer
+
+
+def lively(name: str, quantizer: str = "sigmoid", bits: int = 1, **overrides) -> torch.nn.Module:
+    """A registered network with random weights scaled so that every layer spikes (a silent
+    network would make any two networks agree)."""
+    torch.manual_seed(0)
+    net = build(name, quantizer, bits, **overrides)
+    with torch.no_grad():
+        for layer in net.modules():
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+                w = float_weight(layer)
+                w.mul_(3.0 * w[0].numel() ** 0.5)
+                if weight_quantizer(layer) is not None:
+                    weight_quantizer(layer).reset(w)
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+def assert_same_outputs(net, path, batch=2, steps=2):
+    save_packed(net, path, {"run": {"dataset": net.config["name"], "time_steps": steps}})
+    loaded, meta = load_packed(path)
+    assert meta["run"]["time_steps"] == steps and not loaded.training
+    x = torch.rand(steps, batch, *MODELS[net.config["name"]].input_shape).mul(2).floor()
+    with torch.no_grad():
+        expected, got = net(x), loaded(x)
+    assert expected.sum() > 0, "random network is silent; the comparison would prove nothing"
+    assert torch.equal(got, expected)
+    assert torch.equal(got.argmax(1), expected.argmax(1))
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def nets():
+    """Built once: the big networks take seconds to initialise."""
+    return {}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_network_reloads_exactly(tmp_path, name, nets):
+    net = nets.setdefault(name, lively(name))
+    loaded = assert_same_outputs(net, tmp_path / f"{name}.sqp")
+    for key, layer, _ in quantized_layers(net):
+        assert torch.equal(loaded.get_submodule(key).weight, layer.weight)
+
+
+@pytest.mark.parametrize(
+    "quantizer,bits,overrides",
+    [
+        ("lsq", 2, {"quant_options": {"per_channel": True}}),
+        ("dorefa", 3, {}),
+        ("ste", 4, {}),
+        ("sigmoid", 1, {"exclude": ["conv1", "classifier"]}),
+        ("sigmoid", None, {"levels": [-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0]}),
+    ],
+)
+def test_quantizers_and_level_sets_reload_exactly(tmp_path, quantizer, bits, overrides):
+    net = lively("ndigits", quantizer, bits, **overrides)
+    assert_same_outputs(net, tmp_path / "m.sqp", batch=3, steps=3)
+
+
+def test_nmnist_binary_saving_is_at_least_31x(nets):
+    net = nets.get("nmnist") or build("nmnist", "sigmoid", 1)
+    fp32, packed = fp32_model_bytes(net), packed_model_bytes(net)
+    assert count_quantized_weights(net) == 2 * 128 * 9 + 128 * 128 * 9 + 8192 * 2048 + 2048 * 100
+    assert fp32 / packed >= 31.0
+    report = memory_report(net)
+    assert report.file_bytes == packed and report.fp32_bytes == fp32
+    assert report.weight_saving == pytest.approx(32.0, rel=1e-3)
+
+
+def test_float16_parts_keep_the_weights_exact(tmp_path):
+    net = lively("ndigits")
+    save_packed(net, tmp_path / "h.sqp", float_dtype="float16")
+    loaded, _ = load_packed(tmp_path / "h.sqp")
+    assert torch.equal(loaded.conv2.weight, net.conv2.weight)
+    assert packed_model_bytes(net, float_dtype="float16") < packed_model_bytes(net)
