@@ -1,0 +1,134 @@
+"""The PLIF convolutional network family of Fang et al. 2021 ("Incorporating Learnable Membrane
+Time Constant to Enhance Learning of Spiking Neural Networks"), used by the study for every
+benchmark:
+
+    {conv3x3 (no bias) - BN - spiking neuron - maxpool 2} x num_blocks
+    - flatten - dropout - FC (no bias) - neuron            (hidden layer, when hidden is set)
+    - dropout - FC (no bias) - neuron                      ("classifier": votes per class)
+    - firing rate over time, averaged over each class's `votes` output neurons (voting)
+
+Module names are stable so that quantization excludes can name them: conv1..convN, bn1..bnN,
+neuron1..neuronN, pool1..poolN, flatten, dropout1, fc1, neuron_fc1, dropout2 (dropout1 when
+there is no hidden layer), classifier, neuron_out. So exclude=["conv1", "classifier"] keeps the
+first convolution and the output layer float in every network.
+
+Dropout is `TimeSharedDropout`: one mask per sample shared by all time steps (as the paper's
+code), not an independent mask per step.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..snn import SpikingSequential, TimeSharedDropout, make_neuron
+
+
+def _neuron(kind: str, tau: float, surrogate: str) -> nn.Module:
+    # The paper's settings: threshold 1, hard reset to 0, detached reset.
+    return make_neuron(kind, tau, threshold=1.0, v_reset=0.0, detach_reset=True,
+                       surrogate=surrogate)
+
+
+def block_widths(channels: int | Sequence[int], num_blocks: int) -> list[int]:
+    """Output channels of each conv block: one width for all, or one per block."""
+    if isinstance(channels, int):
+        return [channels] * num_blocks
+    widths = [int(c) for c in channels]
+    if len(widths) != num_blocks:
+        raise ValueError(
+            f"channels lists {len(widths)} widths but the network has {num_blocks} conv "
+            f"blocks; give one int or {num_blocks} ints"
+        )
+    return widths
+
+
+def pooled_size(size: int, num_blocks: int) -> int:
+    for _ in range(num_blocks):
+        size //= 2
+    return size
+
+
+class SpikingConvNet(SpikingSequential):
+    """[T, B, C, H, W] float input -> [B, num_classes] firing rates (voting).
+
+    Every neuron starts from rest at each forward call. Stateless layers run on the time-folded
+    [T*B, ...] tensor (see spikequant.snn.SpikingSequential), so each weight, and its quantizer,
+    is evaluated once per forward.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        input_size: Sequence[int],
+        num_classes: int,
+        num_blocks: int,
+        channels: int | Sequence[int] = 128,
+        hidden: int | None = None,
+        votes: int = 10,
+        neuron: str = "plif",
+        tau: float = 2.0,
+        surrogate: str = "atan",
+        dropout: float = 0.5,
+    ) -> None:
+        height, width = input_size
+        out_h, out_w = pooled_size(height, num_blocks), pooled_size(width, num_blocks)
+        if out_h < 1 or out_w < 1:
+            raise ValueError(
+                f"input {height}x{width} is too small for {num_blocks} pooling blocks; "
+                f"use input_size of at least {2 ** num_blocks}"
+            )
+        widths = block_widths(channels, num_blocks)
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        c_in = in_channels
+        for i, c_out in enumerate(widths, start=1):
+            layers[f"conv{i}"] = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+            layers[f"bn{i}"] = nn.BatchNorm2d(c_out)
+            layers[f"neuron{i}"] = _neuron(neuron, tau, surrogate)
+            layers[f"pool{i}"] = nn.MaxPool2d(2, 2)
+            c_in = c_out
+        layers["flatten"] = nn.Flatten()
+        features = c_in * out_h * out_w
+        drop = 1
+        if hidden:
+            layers["dropout1"] = TimeSharedDropout(dropout)
+            layers["fc1"] = nn.Linear(features, hidden, bias=False)
+            layers["neuron_fc1"] = _neuron(neuron, tau, surrogate)
+            features, drop = hidden, 2
+        layers[f"dropout{drop}"] = TimeSharedDropout(dropout)
+        layers["classifier"] = nn.Linear(features, num_classes * votes, bias=False)
+        layers["neuron_out"] = _neuron(neuron, tau, surrogate)
+        super().__init__(layers)
+        self.num_classes = num_classes
+        self.votes = votes
+        self.input_shape = (in_channels, height, width)
+        self._config_problem = "the model was made directly, not by spikequant.models.build"
+
+    def set_config(self, config: dict[str, Any], problem: str | None = None) -> None:
+        """Record how `build` made this model as `self.config` (JSON-serialisable;
+        `spikequant.models.build(**model.config)` rebuilds the architecture with fresh
+        weights). With a `problem` (why it can't be rebuilt) there is no `config` attribute and
+        reading it raises AttributeError with that reason."""
+        self.__dict__.pop("config", None)
+        self._config_problem = problem
+        if problem is None:
+            self.config = config
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "config":
+            raise AttributeError(f"model.config is not available: {self._config_problem}")
+        return super().__getattr__(name)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if x_seq.dim() != 5 or tuple(x_seq.shape[2:]) != self.input_shape:
+            raise ValueError(
+                f"expected input [T, B, {', '.join(map(str, self.input_shape))}] (time first), "
+                f"got {tuple(x_seq.shape)}"
+            )
+        spikes = super().forward(x_seq)  # [T, B, num_classes * votes]
+        rates = spikes.mean(0)
+        return rates.unflatten(1, (self.num_classes, self.votes)).mean(2)

@@ -1,0 +1,205 @@
+"""Multi-step leaky integrate-and-fire dynamics on [T, B, ...] tensors, and time folding.
+
+One step of the (parametric) LIF neuron, with decay factor k = 1 / tau:
+
+    charge   h[t] = v[t-1] + k * (x[t] - (v[t-1] - r))     (decay_input=True)
+             h[t] = v[t-1] - k * (v[t-1] - r) + x[t]       (decay_input=False)
+    fire     s[t] = heaviside(h[t] - threshold)
+    reset    v[t] = r * s[t] + (1 - s[t]) * h[t]           (hard reset to r = v_reset)
+             v[t] = h[t] - threshold * s[t]                (soft reset, v_reset=None, r = 0)
+
+`lif_multistep` runs all T steps inside one autograd.Function with a hand-written
+backward-through-time: the forward keeps only the charged potentials h, and everything that does
+not depend on the recurrence (surrogate derivative, reset derivative, input drive) is computed
+for all steps at once, so the Python loop does two or three small tensor ops a step. With
+`detach_reset` the spike is treated as a constant in the reset (as SpikingJelly's option).
+`lif_multistep_reference` is the same dynamics written step by step with plain autograd; tests
+check that both agree.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from .surrogate import DERIVATIVES, SPIKE_FUNCTIONS
+
+Decay = float | torch.Tensor
+
+
+def _reset(h: torch.Tensor, fired: torch.Tensor, threshold: float, v_reset: float | None):
+    if v_reset is None:
+        return torch.where(fired, h - threshold, h)
+    return torch.where(fired, v_reset, h)
+
+
+def _input_drive(x_seq: torch.Tensor, k: Decay, rest: float, decay_input: bool) -> torch.Tensor:
+    """The part of h[t] that does not depend on v[t-1], as a fresh tensor (it becomes h)."""
+    if decay_input:
+        return (x_seq + rest) * k if rest else x_seq * k
+    return x_seq + rest * k if rest else x_seq.clone()
+
+
+class _LIFMultiStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
+                store_v_seq):
+        rest = 0.0 if v_reset is None else v_reset
+        h_seq = _input_drive(x_seq, k, rest, decay_input)
+        retain = 1 - k
+        v_seq = torch.empty_like(x_seq) if store_v_seq else None
+        v = v0  # None: at rest with potential 0, which adds nothing to h[0]
+        for t in range(x_seq.shape[0]):
+            h = h_seq[t]
+            if v is None:
+                pass
+            elif isinstance(retain, torch.Tensor):
+                h.addcmul_(v, retain)
+            else:
+                h.add_(v, alpha=retain)
+            v = _reset(h, h >= threshold, threshold, v_reset)
+            if v_seq is not None:
+                v_seq[t] = v
+        spikes = (h_seq >= threshold).to(x_seq.dtype)
+        k_tensor = k if isinstance(k, torch.Tensor) else None
+        x_saved = x_seq if (k_tensor is not None and decay_input) else None
+        ctx.save_for_backward(h_seq, v0, k_tensor, x_saved)
+        ctx.k = None if k_tensor is not None else k
+        ctx.settings = (threshold, v_reset, decay_input, detach_reset, kind, alpha, store_v_seq)
+        return spikes, (v_seq if v_seq is not None else v)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_v):
+        h_seq, v0, k_tensor, x_seq = ctx.saved_tensors
+        threshold, v_reset, decay_input, detach_reset, kind, alpha, store_v_seq = ctx.settings
+        k = k_tensor if k_tensor is not None else ctx.k
+        fired = h_seq >= threshold
+        sg = DERIVATIVES[kind](h_seq - threshold, alpha, inplace=True)
+        slope = None if detach_reset else _reset_slope(h_seq, fired, sg, threshold, v_reset)
+        grad_h = sg.mul_(grad_spikes)
+        retain = 1 - k
+        carry = torch.zeros_like(h_seq[0]) if store_v_seq else grad_v
+        for t in range(h_seq.shape[0] - 1, -1, -1):
+            if store_v_seq:
+                carry = carry + grad_v[t]
+            if slope is not None:
+                grad_h[t].addcmul_(carry, slope[t])
+            elif v_reset is not None:  # detached hard reset: v = h where no spike, else const
+                grad_h[t].add_(carry.masked_fill(fired[t], 0.0))
+            else:  # detached soft reset: dv/dh = 1
+                grad_h[t].add_(carry)
+            carry = grad_h[t] * retain
+        grad_v0 = carry if v0 is not None and ctx.needs_input_grad[1] else None
+        grad_k = None
+        if k_tensor is not None and ctx.needs_input_grad[2]:
+            grad_k = _decay_grad(grad_h, h_seq, fired, v0, x_seq, threshold, v_reset)
+            grad_k = grad_k.reshape(k_tensor.shape).to(k_tensor.dtype)
+        grad_x = grad_h.mul_(k) if decay_input else grad_h
+        return grad_x, grad_v0, grad_k, None, None, None, None, None, None, None
+
+
+def _reset_slope(h_seq, fired, sg, threshold, v_reset):
+    """dv[t]/dh[t] with the spike's surrogate gradient flowing through the reset."""
+    if v_reset is None:
+        return torch.mul(sg, -threshold).add_(1)
+    return torch.sub(v_reset, h_seq).mul_(sg).add_(~fired)
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.dot(a.reshape(-1), b.reshape(-1))
+
+
+def _decay_grad(grad_h, h_seq, fired, v0, x_seq, threshold, v_reset):
+    """dL/dk = sum_t dL/dh[t] * dh[t]/dk, with dh[t]/dk = x[t] + r - v[t-1] (decay_input) or
+    r - v[t-1]; v[t-1] is recomputed from the saved h rather than stored. Dot products instead
+    of elementwise temporaries: this runs on full [T, B, ...] tensors."""
+    rest = 0.0 if v_reset is None else v_reset
+    grad = grad_h.new_zeros(()) if v0 is None else -_dot(grad_h[0], v0)
+    if h_seq.shape[0] > 1:
+        grad = grad - _dot(grad_h[1:], _reset(h_seq[:-1], fired[:-1], threshold, v_reset))
+    if rest:
+        grad = grad + grad_h.sum() * rest
+    if x_seq is not None:
+        grad = grad + _dot(grad_h, x_seq)
+    return grad
+
+
+def _check(x_seq: torch.Tensor, v0: torch.Tensor | None) -> torch.Tensor:
+    if x_seq.dim() < 2:
+        raise ValueError(
+            f"multi-step neurons take [T, B, ...] tensors (time first); got shape "
+            f"{tuple(x_seq.shape)}"
+        )
+    if v0 is not None and v0.shape != x_seq.shape[1:]:
+        raise ValueError(
+            f"initial membrane potential has shape {tuple(v0.shape)}, expected "
+            f"{tuple(x_seq.shape[1:])} (one time step of the input)"
+        )
+    return x_seq
+
+
+def lif_multistep(
+    x_seq: torch.Tensor,
+    v0: torch.Tensor | None = None,
+    decay: Decay = 0.5,
+    threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    decay_input: bool = True,
+    detach_reset: bool = False,
+    surrogate: str = "atan",
+    alpha: float = 2.0,
+    store_v_seq: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run T steps of the LIF neuron. `decay` = 1/tau, a float or a 0-dim tensor (learnable, as
+    PLIF's sigmoid(w)). `v0` defaults to the resting potential (v_reset, or 0 for soft reset).
+
+    Returns (spikes [T, ...], v) with v the membrane potential after the last step, or after
+    every step ([T, ...], after reset) when `store_v_seq`."""
+    _check(x_seq, v0)
+    if v0 is None and v_reset:  # a nonzero resting potential enters h[0]
+        v0 = torch.full_like(x_seq[0], v_reset)
+    if isinstance(decay, torch.Tensor):
+        decay = decay.to(x_seq.dtype)
+    return _LIFMultiStep.apply(
+        x_seq, v0, decay, float(threshold), v_reset, decay_input, detach_reset, surrogate,
+        float(alpha), store_v_seq,
+    )
+
+
+def lif_multistep_reference(
+    x_seq: torch.Tensor,
+    v0: torch.Tensor | None = None,
+    decay: Decay = 0.5,
+    threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    decay_input: bool = True,
+    detach_reset: bool = False,
+    surrogate: str = "atan",
+    alpha: float = 2.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same dynamics as `lif_multistep`, one autograd graph node per op (slow; for tests).
+    Returns (spikes [T, ...], v_seq [T, ...])."""
+    _check(x_seq, v0)
+    rest = 0.0 if v_reset is None else v_reset
+    v = torch.full_like(x_seq[0], rest) if v0 is None else v0
+    spike_fn = SPIKE_FUNCTIONS[surrogate]
+    spikes, voltages = [], []
+    for x in x_seq:
+        h = v + (x - (v - rest)) * decay if decay_input else v - (v - rest) * decay + x
+        s = spike_fn.apply(h - threshold, alpha)
+        s_reset = s.detach() if detach_reset else s
+        v = h - s_reset * threshold if v_reset is None else s_reset * v_reset + (1 - s_reset) * h
+        spikes.append(s)
+        voltages.append(v)
+    return torch.stack(spikes), torch.stack(voltages)
+
+
+def fold_time(x_seq: torch.Tensor) -> torch.Tensor:
+    """[T, B, ...] -> [T*B, ...] (a view when contiguous)."""
+    return x_seq.flatten(0, 1)
+
+
+def unfold_time(x: torch.Tensor, time_steps: int) -> torch.Tensor:
+    """[T*B, ...] -> [T, B, ...]."""
+    return x.unflatten(0, (time_steps, x.shape[0] // time_steps))

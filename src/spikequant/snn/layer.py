@@ -1,0 +1,73 @@
+"""Containers and layers for multi-step ([T, B, ...]) networks.
+
+Stateless layers (conv, batch norm, pooling, flatten, linear) do the same thing at every time
+step, so `SpikingSequential` runs them once on the time-folded tensor [T*B, ...]: one call per
+forward instead of T, which is faster and means a layer's weight (and its quantizer) is
+evaluated once per forward. Modules that need the time axis (neurons, time-shared dropout)
+subclass `MultiStepModule` and get [T, B, ...].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MultiStepModule(nn.Module):
+    """Marker base: `forward` takes and returns [T, B, ...] tensors."""
+
+
+class TimeSharedDropout(MultiStepModule):
+    """Dropout whose mask is drawn once per sample and shared by all time steps (as in
+    Fang et al. 2021 and SpikingJelly's multi-step Dropout), so a dropped unit stays silent for
+    the whole sequence instead of flickering between steps."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x_seq
+        keep = 1.0 - self.p
+        mask = torch.empty_like(x_seq[0]).bernoulli_(keep).div_(keep)
+        return x_seq * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class SpikingSequential(nn.Sequential):
+    """nn.Sequential over [T, B, ...] input: `MultiStepModule`s get [T, B, ...], every other
+    module gets the time-folded [T*B, ...] view. Returns [T, B, ...]."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if x_seq.dim() < 2:
+            raise ValueError(
+                f"SpikingSequential takes [T, B, ...] input (time first), got shape "
+                f"{tuple(x_seq.shape)}"
+            )
+        steps, batch = x_seq.shape[:2]
+        h, folded = x_seq, False
+        for module in self:
+            wants_time = isinstance(module, MultiStepModule)
+            if wants_time and folded:
+                h, folded = h.unflatten(0, (steps, batch)), False
+            elif not wants_time and not folded:
+                h, folded = h.flatten(0, 1), True
+            h = module(h)
+        return h.unflatten(0, (steps, batch)) if folded else h
+
+
+class TimeFolded(MultiStepModule):
+    """Wraps a single-step module so that it runs once on [T*B, ...] and returns [T, B, ...]."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        out = self.module(x_seq.flatten(0, 1))
+        return out.unflatten(0, x_seq.shape[:2])

@@ -1,0 +1,145 @@
+"""Multi-step leaky integrate-and-fire neurons: LIF (fixed time constant) and PLIF (learnable
+time constant, Fang et al. 2021, "Incorporating Learnable Membrane Time Constant to Enhance
+Learning of Spiking Neural Networks").
+
+Neurons take [T, B, ...] tensors and keep no state between calls: every forward starts from the
+resting potential, so nothing leaks from one batch to the next. To carry the membrane potential
+across calls (streaming), use `forward_with_state(x_seq, v)` and pass the returned potential to
+the next call yourself.
+
+PLIF's decay is k = 1/tau = sigmoid(w) with w learned, initialised at w = -log(tau0 - 1) so
+that k starts at 1/tau0; the sigmoid keeps tau > 1 for any w.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .functional import lif_multistep
+from .layer import MultiStepModule
+from .surrogate import Surrogate, as_surrogate
+
+
+class BaseLIF(MultiStepModule):
+    """Shared options of LIF and PLIF.
+
+    Args:
+        threshold: firing threshold.
+        v_reset: potential after a spike (hard reset); None subtracts the threshold instead
+            (soft reset).
+        decay_input: the input is scaled by 1/tau as well (h = v + (x - (v - v_reset)) / tau);
+            False adds it undecayed (h = v - (v - v_reset) / tau + x).
+        detach_reset: treat the spike as a constant in the reset during backward.
+        surrogate: 'atan' (default), 'sigmoid', 'fast_sigmoid', 'triangle', or a Surrogate
+            with its own alpha (e.g. spikequant.snn.surrogate.ATan(alpha=2.0)).
+        store_v_seq: keep the membrane potential after every step in `self.v_seq`
+            (for monitoring; [T, ...], after reset).
+    """
+
+    def __init__(
+        self,
+        threshold: float = 1.0,
+        v_reset: float | None = 0.0,
+        decay_input: bool = True,
+        detach_reset: bool = False,
+        surrogate: str | Surrogate | None = "atan",
+        store_v_seq: bool = False,
+    ) -> None:
+        super().__init__()
+        self.threshold = float(threshold)
+        self.v_reset = None if v_reset is None else float(v_reset)
+        self.decay_input = decay_input
+        self.detach_reset = detach_reset
+        self.surrogate = as_surrogate(surrogate)
+        self.store_v_seq = store_v_seq
+        self.v_seq: torch.Tensor | None = None
+
+    def decay(self) -> float | torch.Tensor:
+        """k = 1/tau."""
+        raise NotImplementedError
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """Spikes [T, B, ...] for input current [T, B, ...], starting from rest."""
+        return self.forward_with_state(x_seq)[0]
+
+    def forward_with_state(
+        self, x_seq: torch.Tensor, v: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(spikes [T, B, ...], potential after the last step [B, ...]) starting from `v`
+        (rest when None)."""
+        spikes, v_out = lif_multistep(
+            x_seq,
+            v,
+            self.decay(),
+            self.threshold,
+            self.v_reset,
+            self.decay_input,
+            self.detach_reset,
+            self.surrogate.kind,
+            self.surrogate.alpha,
+            self.store_v_seq,
+        )
+        if self.store_v_seq:
+            self.v_seq = v_out
+            v_out = v_out[-1]
+        return spikes, v_out
+
+    def extra_repr(self) -> str:
+        reset = "soft" if self.v_reset is None else f"hard to {self.v_reset:g}"
+        return (
+            f"threshold={self.threshold:g}, reset={reset}, decay_input={self.decay_input}, "
+            f"detach_reset={self.detach_reset}, surrogate={self.surrogate!r}"
+        )
+
+
+class LIF(BaseLIF):
+    """Leaky integrate-and-fire neuron with a fixed time constant `tau` (> 1)."""
+
+    def __init__(self, tau: float = 2.0, **options) -> None:
+        super().__init__(**options)
+        if not tau > 1.0:
+            raise ValueError(f"LIF tau must be > 1 (decay 1/tau < 1), got {tau}")
+        self.tau = float(tau)
+
+    def decay(self) -> float:
+        return 1.0 / self.tau
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau:g}, {super().extra_repr()}"
+
+
+class PLIF(BaseLIF):
+    """Parametric LIF: 1/tau = sigmoid(w) with w learned (one per layer), tau starts at
+    `init_tau` (> 1)."""
+
+    def __init__(self, init_tau: float = 2.0, **options) -> None:
+        super().__init__(**options)
+        if not init_tau > 1.0:
+            raise ValueError(f"PLIF init_tau must be > 1, got {init_tau}")
+        self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
+
+    def decay(self) -> torch.Tensor:
+        return torch.sigmoid(self.w)
+
+    @property
+    def tau(self) -> float:
+        return float(1.0 / torch.sigmoid(self.w.detach()))
+
+    def extra_repr(self) -> str:
+        tau = "?" if self.w.is_meta else f"{self.tau:.4g}"
+        return f"tau={tau}, {super().extra_repr()}"
+
+
+NEURONS: dict[str, type[BaseLIF]] = {"lif": LIF, "plif": PLIF}
+
+
+def make_neuron(kind: str, tau: float = 2.0, **options) -> BaseLIF:
+    """LIF or PLIF by name; `tau` is the fixed (LIF) or initial (PLIF) time constant."""
+    if kind == "lif":
+        return LIF(tau=tau, **options)
+    if kind == "plif":
+        return PLIF(init_tau=tau, **options)
+    raise ValueError(f"unknown neuron {kind!r}; choose one of {', '.join(NEURONS)}")
