@@ -12,10 +12,11 @@ import hashlib
 import json
 import os
 import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from .._atomic import atomic_write
 
 CACHE_VERSION = 1
 
@@ -27,20 +28,6 @@ def smallest_count_dtype(frames: np.ndarray) -> np.dtype:
     if peak < 2**16:
         return np.dtype(np.uint16)
     return np.dtype(np.uint32)
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call write(file) on a temporary file next to `path`, then rename it to `path`."""
-    # A unique name opened with "x" (not mkstemp) so the file gets the umask's permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class FrameCache:
@@ -56,7 +43,7 @@ class FrameCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         described = self.dir / "config.json"
         if not described.exists():
-            atomic_write_bytes(described, lambda f: f.write(text.encode() + b"\n"))
+            atomic_write(described, lambda f: f.write(text.encode() + b"\n"))
 
     @staticmethod
     def key(*parts) -> str:
@@ -76,10 +63,10 @@ class FrameCache:
 
     def save(self, key: str, frames: np.ndarray) -> None:
         counts = frames.astype(smallest_count_dtype(frames), copy=False)
-        atomic_write_bytes(self.path(key), lambda f: np.save(f, counts))
+        atomic_write(self.path(key), lambda f: np.save(f, counts))
 
     def mark_bad(self, key: str, reason: str) -> None:
-        atomic_write_bytes(self.dir / f"{key}.bad", lambda f: f.write(reason.encode()))
+        atomic_write(self.dir / f"{key}.bad", lambda f: f.write(reason.encode()))
 
     def is_bad(self, key: str) -> bool:
         return (self.dir / f"{key}.bad").exists()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .cache import atomic_write_bytes
+from .._atomic import atomic_write
 from .events import make_events
 from .splits import stratified_split
 
@@ -217,7 +217,7 @@ def recordings(data: dict[str, np.ndarray], indices: np.ndarray) -> Iterator[np.
 
 def atomic_save_npz(path: Path, **arrays) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def config_digest(config: dict) -> str:

@@ -38,8 +38,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from .._atomic import atomic_write_bytes
 from ..quant import QuantizedWeight
-from .atomic import atomic_write_bytes
 from .bitpack import pack_bits, packed_size, unpack_bits
 from .tensors import inference_tensors
 

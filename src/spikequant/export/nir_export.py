@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._atomic import atomic_path
 from ..quant import WeightQuantizer, float_weight, weight_quantizer
 from ..quant.baselines import IdentityQuantizer
 from ..snn import BaseLIF, TimeSharedDropout
-from .atomic import atomic_write
 from .hooks import forward_hooks
 
 SKIPPED = (nn.Dropout, nn.Dropout2d, nn.Identity, TimeSharedDropout)
@@ -354,5 +354,6 @@ def write_nir(model: nn.Module, path: str, **options: Any) -> Any:
     import nir
 
     graph = to_nir(model, **options)
-    atomic_write(path, lambda tmp: nir.write(tmp, graph))
+    with atomic_path(path) as tmp:
+        nir.write(str(tmp), graph)
     return graph

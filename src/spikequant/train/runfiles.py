@@ -6,9 +6,10 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .._atomic import atomic_write_text
 
 LOG_COLUMNS = (
     "epoch",
@@ -20,19 +21,6 @@ LOG_COLUMNS = (
     "lr",
     "epoch_seconds",
 )
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_metrics(out_dir: str | os.PathLike, metrics: dict[str, Any]) -> Path:
