@@ -9,9 +9,9 @@ One step of the (parametric) LIF neuron, with decay factor k = 1 / tau:
              v[t] = h[t] - threshold * s[t]                (soft reset, v_reset=None, r = 0)
 
 `lif_multistep` runs all T steps inside one autograd.Function with a hand-written
-backward-through-time: the forward keeps only the charged potentials h, and everything that does
-not depend on the recurrence (surrogate derivative, reset derivative, input drive) is computed
-for all steps at once, so the Python loop does two or three small tensor ops a step. With
+backward-through-time: the forward keeps only the charged potentials h, and the backward
+recomputes the surrogate and reset derivatives one step at a time, so no temporary is larger
+than one time step. With
 `detach_reset` the spike is treated as a constant in the reset (as SpikingJelly's option).
 `lif_multistep_reference` is the same dynamics written step by step with plain autograd; tests
 check that both agree.
@@ -74,55 +74,61 @@ class _LIFMultiStep(torch.autograd.Function):
         h_seq, v0, k_tensor, x_seq = ctx.saved_tensors
         threshold, v_reset, decay_input, detach_reset, kind, alpha, store_v_seq = ctx.settings
         k = k_tensor if k_tensor is not None else ctx.k
-        fired = h_seq >= threshold
-        sg = DERIVATIVES[kind](h_seq - threshold, alpha, inplace=True)
-        slope = None if detach_reset else _reset_slope(h_seq, fired, sg, threshold, v_reset)
-        grad_h = sg.mul_(grad_spikes)
+        want_k = k_tensor is not None and ctx.needs_input_grad[2]
+        derivative = DERIVATIVES[kind]
+        rest = 0.0 if v_reset is None else v_reset
         retain = 1 - k
+        grad_x = torch.empty_like(h_seq)
+        grad_k = h_seq.new_zeros(())
         carry = torch.zeros_like(h_seq[0]) if store_v_seq else grad_v
+        # One time step at a time: every temporary is [B, ...], not [T, B, ...], so on a CPU
+        # it is recycled from cache instead of being a fresh page-faulting allocation a step.
         for t in range(h_seq.shape[0] - 1, -1, -1):
+            h = h_seq[t]
+            fired = h >= threshold
+            sg = derivative(h - threshold, alpha, inplace=True)
+            grad_h = sg * grad_spikes[t]
             if store_v_seq:
                 carry = carry + grad_v[t]
-            if slope is not None:
-                grad_h[t].addcmul_(carry, slope[t])
+            if not detach_reset:
+                grad_h.addcmul_(carry, _reset_slope(h, fired, sg, threshold, v_reset))
             elif v_reset is not None:  # detached hard reset: v = h where no spike, else const
-                grad_h[t].add_(carry.masked_fill(fired[t], 0.0))
+                grad_h.add_(carry.masked_fill(fired, 0.0))
             else:  # detached soft reset: dv/dh = 1
-                grad_h[t].add_(carry)
-            carry = grad_h[t] * retain
+                grad_h.add_(carry)
+            if want_k:
+                grad_k += _dot(grad_h, _decay_slope(t, h_seq, v0, x_seq, threshold, v_reset, rest))
+            carry = grad_h * retain
+            if decay_input:
+                torch.mul(grad_h, k, out=grad_x[t])
+            else:
+                grad_x[t] = grad_h
         grad_v0 = carry if v0 is not None and ctx.needs_input_grad[1] else None
-        grad_k = None
-        if k_tensor is not None and ctx.needs_input_grad[2]:
-            grad_k = _decay_grad(grad_h, h_seq, fired, v0, x_seq, threshold, v_reset)
-            grad_k = grad_k.reshape(k_tensor.shape).to(k_tensor.dtype)
-        grad_x = grad_h.mul_(k) if decay_input else grad_h
+        grad_k = grad_k.reshape(k_tensor.shape).to(k_tensor.dtype) if want_k else None
         return grad_x, grad_v0, grad_k, None, None, None, None, None, None, None
 
 
-def _reset_slope(h_seq, fired, sg, threshold, v_reset):
+def _reset_slope(h, fired, sg, threshold, v_reset):
     """dv[t]/dh[t] with the spike's surrogate gradient flowing through the reset."""
     if v_reset is None:
         return torch.mul(sg, -threshold).add_(1)
-    return torch.sub(v_reset, h_seq).mul_(sg).add_(~fired)
+    return torch.sub(v_reset, h).mul_(sg).add_(~fired)
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.dot(a.reshape(-1), b.reshape(-1))
 
 
-def _decay_grad(grad_h, h_seq, fired, v0, x_seq, threshold, v_reset):
-    """dL/dk = sum_t dL/dh[t] * dh[t]/dk, with dh[t]/dk = x[t] + r - v[t-1] (decay_input) or
-    r - v[t-1]; v[t-1] is recomputed from the saved h rather than stored. Dot products instead
-    of elementwise temporaries: this runs on full [T, B, ...] tensors."""
-    rest = 0.0 if v_reset is None else v_reset
-    grad = grad_h.new_zeros(()) if v0 is None else -_dot(grad_h[0], v0)
-    if h_seq.shape[0] > 1:
-        grad = grad - _dot(grad_h[1:], _reset(h_seq[:-1], fired[:-1], threshold, v_reset))
-    if rest:
-        grad = grad + grad_h.sum() * rest
-    if x_seq is not None:
-        grad = grad + _dot(grad_h, x_seq)
-    return grad
+def _decay_slope(t, h_seq, v0, x_seq, threshold, v_reset, rest):
+    """dh[t]/dk = x[t] + r - v[t-1] (decay_input) or r - v[t-1]; v[t-1] is recomputed from the
+    saved h rather than stored (v[-1] = v0, or 0 when the neuron starts at rest 0)."""
+    if t > 0:
+        prev = h_seq[t - 1]
+        v_prev = _reset(prev, prev >= threshold, threshold, v_reset)
+    else:
+        v_prev = v0
+    slope = torch.full_like(h_seq[t], rest) if v_prev is None else torch.sub(rest, v_prev)
+    return slope.add_(x_seq[t]) if x_seq is not None else slope
 
 
 def _check(x_seq: torch.Tensor, v0: torch.Tensor | None) -> torch.Tensor:
