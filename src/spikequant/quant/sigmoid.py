@@ -56,6 +56,32 @@ class _SoftStaircase(torch.autograd.Function):
         return grad_out * slope.mul_(t), None, None, None
 
 
+class _BinarySigmoid(torch.autograd.Function):
+    """The whole binary (one-step) quantizer in one function:
+    alpha * (s * sigmoid(T * (beta * w - b)) + q_0), keeping only the sigmoid for backward.
+    Binary is the hot path of training; composing it from tensor ops makes about twice as many
+    passes over the weights, each allocating."""
+
+    @staticmethod
+    def forward(ctx, w, alpha, beta, b, s, t, q0):
+        sig = torch.mul(w, beta * t).sub_(b * t).sigmoid_()
+        ctx.save_for_backward(w, sig, alpha, beta, s, t, q0)
+        return torch.addcmul(alpha * q0, sig, alpha * s)
+
+    @staticmethod
+    def backward(ctx, grad):
+        w, sig, alpha, beta, s, t, q0 = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_alpha = grad_beta = None
+        if ctx.needs_input_grad[1]:
+            grad_alpha = s * torch.dot(grad.reshape(-1), sig.reshape(-1)) + q0 * grad.sum()
+        grad_x = torch.addcmul(sig, sig, sig, value=-1).mul_(grad)  # grad * sig * (1 - sig)
+        slope = alpha * s * t
+        if ctx.needs_input_grad[2]:
+            grad_beta = slope * torch.dot(grad_x.reshape(-1), w.reshape(-1))
+        return grad_x.mul_(slope * beta), grad_alpha, grad_beta, None, None, None, None
+
+
 def kmeans_boundaries(
     values: torch.Tensor, num_clusters: int, init: torch.Tensor
 ) -> torch.Tensor | None:
@@ -158,6 +184,12 @@ class SigmoidQuantizer(WeightQuantizer):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return self.hard(weight)
+        if self.positions.numel() == 1 and self.alpha.dim() == 0:
+            dt = weight.dtype
+            return _BinarySigmoid.apply(
+                weight, self.alpha.to(dt), self.beta.to(dt), self.positions[0].to(dt),
+                self.heights[0].to(dt), self.temperature.to(dt), self.levels[0].to(dt),
+            )
         alpha, beta = self._scales(weight)
         x = beta.to(weight.dtype) * weight
         soft = _SoftStaircase.apply(x, self.positions, self.heights, self.temperature)
