@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -83,7 +84,10 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = parameter_groups(model, cfg)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    return torch.optim.Adam(groups, lr=cfg.lr)
+    try:  # one fused kernel for the whole update: several times faster than the loop
+        return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
+    except RuntimeError:  # devices without a fused Adam
+        return torch.optim.Adam(groups, lr=cfg.lr)
 
 
 def make_loaders(cfg: TrainConfig, ctx: DistContext):
@@ -291,11 +295,12 @@ def test_accuracy(run: Run) -> float:
     net = run.net
     net.eval()
     correct, total = 0, 0
-    for frames, labels in run.test_loader:
-        with torch.autocast("cuda", dtype=torch.float16, enabled=run.config.amp):
-            scores = net(to_time_major(frames.to(run.config.device)).float())
-        correct += int((scores.argmax(1).cpu() == labels).sum())
-        total += labels.numel()
+    with parametrize.cached():  # quantize each weight once, not once a batch
+        for frames, labels in run.test_loader:
+            with torch.autocast("cuda", dtype=torch.float16, enabled=run.config.amp):
+                scores = net(to_time_major(frames.to(run.config.device)).float())
+            correct += int((scores.argmax(1).cpu() == labels).sum())
+            total += labels.numel()
     correct, total = all_reduce_sum([correct, total], run.ctx, run.config.device)
     return correct / max(total, 1)
 
