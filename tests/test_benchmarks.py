@@ -1,0 +1,148 @@
+"""Smoke tests of the benchmark scripts (benchmarks/), at tiny sizes on the ndigits network."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_training  # noqa: E402
+import run_all  # noqa: E402
+
+
+def _run(script: str, *args: str, tmp_path: Path) -> tuple[str, dict]:
+    out = tmp_path / "result.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args, "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout, json.loads(out.read_text())
+
+
+def _check_training(tmp_path: Path, contenders: tuple[str, ...]) -> None:
+    stdout, result = _run("bench_training.py", "--network", "ndigits", "--batch", "2",
+                          "--time-steps", "2", "--repeats", "2", "--warmup", "1",
+                          "--contenders", ",".join(contenders), tmp_path=tmp_path)
+    rows = {r["contender"]: r for r in result["rows"]}
+    assert set(rows) == set(contenders)
+    for name, row in rows.items():
+        assert row["error"] is None, (name, row["error"])
+        assert len(row["ms_all"]) == 2 and row["ms_median"] > 0
+        assert row["peak_rss_mib"] >= row["baseline_rss_mib"] > 0
+        assert f"| {name} |" in stdout
+    # every contender builds the same network: the float ones hold the same parameter count
+    assert rows["spikequant-float"]["params"] == rows["spikingjelly-float"]["params"]
+    assert rows["spikingjelly-float"]["ms_median_vs_spikingjelly"] == 1.0
+    assert result["settings"]["command"].startswith("python ")
+    assert "Machine:" in stdout and "Date:" in stdout
+    # one optimizer for all, as `spikequant train` builds it, and the table says which
+    assert len({row["optimizer"] for row in rows.values()}) == 1
+    assert "Optimizer, the same for every contender" in stdout
+
+
+def test_training_benchmark_ours_beside_spikingjelly(tmp_path):
+    pytest.importorskip("spikingjelly")
+    _check_training(tmp_path, ("spikequant-float", "spikequant-sigmoid1b", "spikingjelly-float"))
+
+
+@pytest.mark.slow
+def test_training_benchmark_every_contender(tmp_path):
+    pytest.importorskip("spikingjelly")
+    pytest.importorskip("snntorch")
+    pytest.importorskip("brevitas")
+    _check_training(tmp_path, bench_training.CONTENDERS)
+
+
+def test_inference_benchmark_packed_matches_checkpoint(tmp_path):
+    stdout, result = _run("bench_inference.py", "--network", "ndigits", "--batch", "2",
+                          "--time-steps", "2", "--batches", "2", "--repeats", "2",
+                          "--load-repeats", "1", tmp_path=tmp_path)
+    ckpt, packed = result["rows"]
+    assert ckpt["source"] == "fake-quant checkpoint" and packed["source"] == "packed file"
+    assert packed["file_bytes"] < ckpt["file_bytes"] / 5  # 1-bit codes against float32
+    assert result["max_abs_score_difference"] < 1e-5 and result["same_predictions"]
+    assert len(ckpt["eval_ms_all"]) == 2 and ckpt["eval_ms_per_batch"] > 0
+    assert ckpt["quantize_once_ms"] > 0
+    assert "| packed file |" in stdout and "parametrize.cached()" in stdout
+
+
+def test_peer_networks_match_ours():
+    pytest.importorskip("spikingjelly")
+    pytest.importorskip("snntorch")
+    pytest.importorskip("brevitas")
+    import torch
+
+    import peers
+    from spikequant.models import build_float_on_meta, count_parameters
+
+    for network in ("ndigits", "dvsgesture", "nmnist", "cifar10dvs"):
+        ours = build_float_on_meta(network)
+        assert peers.SPECS[network].input_shape == tuple(ours.input_shape)
+        with torch.device("meta"):  # no memory, no init cost
+            sj = peers.build_peer("spikingjelly", network)
+        assert count_parameters(sj) == count_parameters(ours), network
+    # Brevitas reads weight values at construction: build the small one for real
+    snn = peers.build_peer("snntorch-brevitas", "ndigits")
+    assert count_parameters(snn) == count_parameters(build_float_on_meta("ndigits"))
+    scores = snn(torch.ones(2, 3, *peers.SPECS["ndigits"].input_shape))
+    assert scores.shape == (3, 10)
+    scores.sum().backward()
+    assert snn.fc2.weight.grad is not None
+    with pytest.raises(ValueError, match="no peer network"):
+        peers.spec_for("ncaltech101")
+
+
+TRAINING_RUNS = [r for r in run_all.CUDA_RUNS + run_all.CPU_RUNS if r[1] == "bench_training.py"]
+
+
+@pytest.mark.parametrize("title,script,extra", TRAINING_RUNS)
+def test_listed_commands_parse(title, script, extra):
+    """The commands BENCHMARKS.md lists (GPU ones included) are valid for the scripts."""
+    assert script == "bench_training.py"
+    args = bench_training.parse_args(extra)
+    assert args.network in ("nmnist", "dvsgesture", "cifar10dvs")
+    if "GPU" in title:
+        assert args.device == "cuda" and args.batch == 16
+    assert shlex.split(run_all.command(script, extra))[1] == "benchmarks/bench_training.py"
+
+
+def test_amp_on_cpu_is_refused():
+    with pytest.raises(SystemExit):
+        bench_training.parse_args(["--device", "cpu", "--amp"])
+
+
+def test_unknown_contender_is_refused():
+    with pytest.raises(ValueError, match="unknown contender"):
+        bench_training.check_contender("spikequant-float+per-step")
+    with pytest.raises(SystemExit, match="unknown contender"):
+        bench_training.measure(bench_training.parse_args(["--contenders", "norse-float"]))
+
+
+def test_every_contender_gets_the_trainers_optimizer():
+    import torch
+
+    from spikequant.train import TrainConfig
+    from spikequant.train.trainer import make_optimizer
+
+    model = torch.nn.Linear(3, 2)
+    ours = bench_training.make_optimizer(model)
+    trainer = make_optimizer(model, TrainConfig())
+    assert type(ours) is type(trainer) and ours.defaults == trainer.defaults
+    assert bench_training.optimizer_name(ours).startswith("Adam(lr=0.001, fused=")
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("*.py")
+                                          if p.name not in ("machine.py", "peers.py")))
+def test_help(script):
+    done = subprocess.run([sys.executable, str(BENCH / script), "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout and "--" in done.stdout
