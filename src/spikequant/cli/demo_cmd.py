@@ -60,6 +60,8 @@ def demo_config(args: argparse.Namespace, quantizer: str, bits: int):
         seed=args.seed,
         data_dir=args.data_dir,
         device=args.device,
+        temperature_schedule=DEMO_SCHEDULE,
+        t_growth=DEMO_GROWTH,
         out=str(Path(args.out) / tag),
         resume=True,
     )
