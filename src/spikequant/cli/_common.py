@@ -36,3 +36,41 @@ def quantizer_help() -> str:
         "ste (sign/round + straight-through, BinaryConnect), xnor (sign x mean|w|), "
         "lsq (learned step size), dorefa, ptq (round a float model after training)"
     )
+
+
+def add_evaluation_args(p: argparse.ArgumentParser) -> None:
+    """Arguments of the commands that measure accuracy on a dataset split (eval, infer)."""
+    p.add_argument("--dataset", "-d", default=None, help="default: the training run's dataset")
+    p.add_argument("--split", choices=("train", "test"), default="test")
+    add_data_args(p)
+    add_device_arg(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def report_accuracy(model, trained: dict, args: argparse.Namespace, source: dict,
+                    desc: str) -> int:
+    """Evaluate `model` on the split `args` names, with the dataset, time steps, data folder
+    and batch size of the training run `trained` as defaults; print the accuracy."""
+    import json
+
+    from torch.utils.data import DataLoader
+
+    from ..data import get_dataset
+    from ..train import evaluate
+
+    dataset = args.dataset or trained.get("dataset")
+    if not dataset:
+        raise ValueError(f"{next(iter(source.values()))} does not name its dataset; pass --dataset")
+    time_steps = args.time_steps or trained.get("time_steps")
+    data = get_dataset(dataset, args.split, data_dir=args.data_dir or trained.get("data_dir"),
+                       time_steps=time_steps, split_by=trained.get("split_by", "number"))
+    loader = DataLoader(data, batch_size=args.batch_size or trained.get("batch_size", 16))
+    result = evaluate(model, loader, device=args.device, progress=True, desc=desc)
+    summary = {**source, "dataset": dataset, "split": args.split, "time_steps": time_steps,
+               **{k: result[k] for k in ("accuracy", "correct", "total")}}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{dataset} {args.split}: accuracy {result['accuracy']:.4f} "
+              f"({result['correct']}/{result['total']})")
+    return 0

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from ._common import add_data_args, add_device_arg
+from ._common import add_evaluation_args, report_accuracy
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,51 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "default to the ones the run was trained with.",
     )
     p.add_argument("--checkpoint", "-c", required=True, help="DIR/last.pt or DIR/best.pt")
-    p.add_argument("--dataset", "-d", default=None, help="default: the checkpoint's dataset")
-    p.add_argument("--split", choices=("train", "test"), default="test")
-    add_data_args(p)
-    add_device_arg(p)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_evaluation_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from torch.utils.data import DataLoader
-
-    from ..data import get_dataset
-    from ..train import evaluate, load_checkpoint, model_from_checkpoint
+    from ..train import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
-    trained = ckpt.get("run", {})
-    dataset = args.dataset or trained.get("dataset")
-    if not dataset:
-        raise ValueError("the checkpoint does not name its dataset; pass --dataset")
-    time_steps = args.time_steps or trained.get("time_steps")
-    data_dir = args.data_dir or trained.get("data_dir")
-    data = get_dataset(
-        dataset,
-        args.split,
-        data_dir=data_dir,
-        time_steps=time_steps,
-        split_by=trained.get("split_by", "number"),
-    )
-    loader = DataLoader(data, batch_size=args.batch_size or trained.get("batch_size", 16))
     model = model_from_checkpoint(ckpt, device=args.device)
-    result = evaluate(model, loader, device=args.device, progress=True)
-    summary = {
-        "checkpoint": str(args.checkpoint),
-        "dataset": dataset,
-        "split": args.split,
-        "time_steps": time_steps,
-        "accuracy": result["accuracy"],
-        "correct": result["correct"],
-        "total": result["total"],
-    }
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(
-            f"{dataset} {args.split}: accuracy {result['accuracy']:.4f} "
-            f"({result['correct']}/{result['total']})"
-        )
-    return 0
+    source = {"checkpoint": str(args.checkpoint)}
+    return report_accuracy(model, ckpt.get("run", {}), args, source, desc="eval")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from ._common import add_data_args, add_device_arg
+from ._common import add_evaluation_args, report_accuracy
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,50 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "folder default to the training run's, stored in the file.",
     )
     p.add_argument("--model", "-m", required=True, help="packed model file")
-    p.add_argument("--dataset", "-d", default=None, help="default: the run's dataset")
-    p.add_argument("--split", choices=("train", "test"), default="test")
-    add_data_args(p)
-    add_device_arg(p)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_evaluation_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from torch.utils.data import DataLoader
-
-    from ..data import get_dataset
     from ..export import load_packed
-    from ..train import evaluate
 
     model, metadata = load_packed(args.model, device=args.device)
     trained = (metadata or {}).get("run") or {}
-    dataset = args.dataset or trained.get("dataset")
-    if not dataset:
-        raise ValueError(f"{args.model} does not name its dataset; pass --dataset")
-    time_steps = args.time_steps or trained.get("time_steps")
-    data = get_dataset(
-        dataset,
-        args.split,
-        data_dir=args.data_dir or trained.get("data_dir"),
-        time_steps=time_steps,
-        split_by=trained.get("split_by", "number"),
-    )
-    loader = DataLoader(data, batch_size=args.batch_size or trained.get("batch_size", 16))
-    result = evaluate(model, loader, device=args.device, progress=True, desc="infer")
-    summary = {
-        "model": str(args.model),
-        "dataset": dataset,
-        "split": args.split,
-        "time_steps": time_steps,
-        "accuracy": result["accuracy"],
-        "correct": result["correct"],
-        "total": result["total"],
-    }
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(
-            f"{dataset} {args.split}: accuracy {result['accuracy']:.4f} "
-            f"({result['correct']}/{result['total']})"
-        )
-    return 0
+    return report_accuracy(model, trained, args, {"model": str(args.model)}, desc="infer")

@@ -147,36 +147,29 @@ def quantized_weight(layer: nn.Module) -> QuantizedWeight:
         return q.quantize(float_weight(layer))
 
 
-class QuantConv2d(nn.Conv2d):
+class _QuantizedWeightLayer:
+    """What QuantConv2d and QuantLinear add to their torch base class: a quantizer attached
+    to the weight at construction (binary sigmoid unless one is injected)."""
+
+    def __init__(self, *args: Any, weight_quantizer: WeightQuantizer | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        attach_quantizer(self, weight_quantizer or make_quantizer("sigmoid", bits=1))
+
+    @property
+    def weight_quantizer(self) -> WeightQuantizer:
+        return weight_quantizer(self)
+
+    def quantized_weight(self) -> QuantizedWeight:
+        """Integer codes, levels and scale of the weight."""
+        return quantized_weight(self)
+
+
+class QuantConv2d(_QuantizedWeightLayer, nn.Conv2d):
     """nn.Conv2d whose weight goes through `weight_quantizer` (Brevitas-style injection)."""
 
-    def __init__(self, *args: Any, weight_quantizer: WeightQuantizer | None = None, **kw: Any):
-        super().__init__(*args, **kw)
-        attach_quantizer(self, weight_quantizer or make_quantizer("sigmoid", bits=1))
 
-    @property
-    def weight_quantizer(self) -> WeightQuantizer:
-        return weight_quantizer(self)
-
-    def quantized_weight(self) -> QuantizedWeight:
-        """Integer codes, levels and scale of the weight."""
-        return quantized_weight(self)
-
-
-class QuantLinear(nn.Linear):
+class QuantLinear(_QuantizedWeightLayer, nn.Linear):
     """nn.Linear whose weight goes through `weight_quantizer`."""
-
-    def __init__(self, *args: Any, weight_quantizer: WeightQuantizer | None = None, **kw: Any):
-        super().__init__(*args, **kw)
-        attach_quantizer(self, weight_quantizer or make_quantizer("sigmoid", bits=1))
-
-    @property
-    def weight_quantizer(self) -> WeightQuantizer:
-        return weight_quantizer(self)
-
-    def quantized_weight(self) -> QuantizedWeight:
-        """Integer codes, levels and scale of the weight."""
-        return quantized_weight(self)
 
 
 _TWINS: dict[type, type] = {nn.Conv2d: QuantConv2d, nn.Linear: QuantLinear}
