@@ -31,17 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(scikit-learn's handwritten digits seen by a simulated event camera), "
         "trains a float SNN, a binary SNN with the sigmoid quantizer and a binary "
         "SNN with sign+STE, and prints test accuracy, drop against float, memory "
-        "savings and time. Finished runs in OUT are reused; about 5-8 minutes on "
+        "savings and time. Finished runs in OUT are reused; about 6 minutes on "
         "two CPU cores.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", "-o", default="runs/demo", help="folder for the three runs")
-    p.add_argument("--epochs", "-e", type=int, default=DEMO_EPOCHS)
-    p.add_argument("--batch-size", "-b", type=int, default=DEMO_BATCH)
-    p.add_argument("--lr", type=float, default=DEMO_LR)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None, help="where ndigits is generated")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--epochs", "-e", type=int, default=DEMO_EPOCHS, help="epochs a run")
+    p.add_argument("--batch-size", "-b", type=int, default=DEMO_BATCH, help="samples a batch")
+    p.add_argument("--lr", type=float, default=DEMO_LR, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--data-dir", default=argparse.SUPPRESS,
+                   help="where ndigits is generated (default: $SPIKEQUANT_DATA, else "
+                        "~/.cache/spikequant/data)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--fresh", action="store_true", help="retrain even if OUT holds finished runs")
     p.set_defaults(func=run)
 
@@ -58,7 +60,7 @@ def demo_config(args: argparse.Namespace, quantizer: str, bits: int):
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
-        data_dir=args.data_dir,
+        data_dir=getattr(args, "data_dir", None),
         device=args.device,
         temperature_schedule=DEMO_SCHEDULE,
         t_growth=DEMO_GROWTH,

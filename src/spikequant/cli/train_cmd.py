@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "training). Writes OUT/metrics.json, OUT/log.csv (one row an epoch), "
         "OUT/last.pt (resumable) and OUT/best.pt. Settings come from the defaults, "
         "then --config FILE ([train] table of a TOML file), then the flags given.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Example: spikequant train --dataset ndigits --quantizer sigmoid --bits 1 "
+        "--epochs 15 --batch-size 64 --lr 2e-3 --out runs/bin",
     )
     p.add_argument(
         "--dataset",
@@ -63,10 +64,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="custom level set instead of --bits, e.g. '-4,-2,-1,0,1,2,4'",
     )
-    p.add_argument("--epochs", "-e", type=int, default=None, help="[default: 10]")
+    p.add_argument("--epochs", "-e", type=int, default=None, help="training epochs [default: 10]")
     p.add_argument("--out", "-o", default=None, help="run folder [default: runs/run]")
     add_data_args(p)
-    p.add_argument("--seed", type=int, default=None, help="[default: 0]")
+    p.add_argument("--seed", type=int, default=None, help="random seed [default: 0]")
     add_device_arg(p)
     p.add_argument("--config", metavar="FILE", help="TOML file with a [train] table of settings")
     p.add_argument(
