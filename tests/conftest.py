@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +14,13 @@ def ndigits_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     get_dataset("ndigits", "train", data_dir=str(root), progress=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for modules of tiny tensors: a second thread only adds
+    synchronisation, which is very slow (x5 seen) while other processes keep the cores busy."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,15 +15,7 @@ from spikequant.quant import (
     make_quantizer,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: a second intra-op thread only adds synchronisation, which is very slow
-    # (x5 here) when other processes keep the cores busy
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 BINARY = torch.tensor([-1.0, 1.0])
 TERNARY = torch.tensor([-1.0, 0.0, 1.0])

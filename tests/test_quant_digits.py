@@ -62,17 +62,8 @@ def fit(model, train, test, schedule=None) -> float:
         return (model(test[0]).argmax(1) == test[1]).float().mean().item()
 
 
-@pytest.fixture
-def one_thread():
-    # tiny matrices: a second intra-op thread only adds synchronisation, which is very slow
-    # when other processes keep the cores busy
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
-
-def test_binary_sigmoid_mlp_ends_within_margin_of_float(one_thread):
+def test_binary_sigmoid_mlp_ends_within_margin_of_float(one_torch_thread):
     train, test = load_split()
     float_acc = fit(make_mlp(), train, test)
 

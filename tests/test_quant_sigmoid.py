@@ -10,15 +10,7 @@ from torch.func import functional_call
 from spikequant.quant import SigmoidQuantizer, make_quantizer, power_of_two_levels
 from spikequant.quant.sigmoid import _SoftStaircase
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: a second intra-op thread only adds synchronisation, which is very slow
-    # (x5 here) when other processes keep the cores busy
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 LEVEL_SETS = {
     "binary": torch.tensor([-1.0, 1.0]),
