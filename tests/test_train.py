@@ -149,3 +149,33 @@ def test_weight_decay_skips_quantizer_scales():
     assert [names[id(p)] for p in decay["params"]] == ["0.parametrizations.weight.original"]
     assert any(names[id(p)].endswith("alpha") for p in no_decay["params"])
     assert torch.is_tensor(decay["params"][0])
+
+
+@pytest.mark.parametrize("quantizer, bits, options", [
+    ("sigmoid", 1, {}), ("sigmoid", 2, {"per_channel": True}), ("ste", 1, {}),
+    ("lsq", 3, {"per_channel": True}), ("ptq", 2, {}), ("dorefa", 2, {})])
+def test_checkpoint_rebuild_skips_initialisation_and_matches(tmp_path, quantizer, bits, options):
+    """model_from_checkpoint builds without the quantizers' k-means/scale initialisation (the
+    state dict sets it all): the rebuilt network must compute exactly what was saved."""
+    from spikequant.models import build
+    from spikequant.quant import state_dict_follows, weight_quantizer
+    from spikequant.train import model_from_checkpoint
+    from spikequant.train.checkpoint import atomic_torch_save
+
+    torch.manual_seed(0)
+    model = build("ndigits", quantizer, bits, channels=8, quant_options=options)
+    with torch.no_grad():  # move every quantizer away from what a fresh build would give
+        for p in model.parameters():
+            p.mul_(1.3).add_(0.01)
+    model.eval()
+    x = (torch.rand(3, 2, 2, 34, 34) < 0.3).float()
+    path = tmp_path / "last.pt"
+    atomic_torch_save({"model_config": model.config, "model": model.state_dict()}, path)
+    rebuilt = model_from_checkpoint(path)
+    assert torch.equal(rebuilt(x), model(x))
+    with state_dict_follows():
+        bare = build("ndigits", quantizer, bits, channels=8, quant_options=options)
+    fresh = build("ndigits", quantizer, bits, channels=8, quant_options=options)
+    if quantizer == "sigmoid":  # the k-means positions really were skipped inside the block
+        q_bare, q_fresh = weight_quantizer(bare.conv2), weight_quantizer(fresh.conv2)
+        assert not torch.equal(q_bare.positions, q_fresh.positions) or bits == 1

@@ -20,6 +20,7 @@ from .layers import (
     quantize_model,
     quantized_layers,
     quantized_weight,
+    state_dict_follows,
     weight_quantizer,
 )
 from .levels import bits_for_levels, power_of_two_levels, resolve_levels, symmetric_levels
@@ -50,6 +51,7 @@ __all__ = [
     "quantized_weight",
     "resolve_levels",
     "set_temperature",
+    "state_dict_follows",
     "symmetric_levels",
     "weight_quantizer",
 ]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -76,11 +78,30 @@ def _construct(cls: type, name: str, first: Any, **options: Any) -> WeightQuanti
     return cls(first, **options)
 
 
+_deferred = threading.local()
+
+
+@contextmanager
+def state_dict_follows() -> Iterator[None]:
+    """Inside this block, quantizers attached to layers skip their data-dependent
+    initialisation (k-means boundaries, scales): for building a network whose state dict is
+    loaded next, which overwrites all of it. That initialisation is most of the time it takes
+    to rebuild a large quantized network from a checkpoint."""
+    before = getattr(_deferred, "active", False)
+    _deferred.active = True
+    try:
+        yield
+    finally:
+        _deferred.active = before
+
+
 def attach_quantizer(layer: nn.Module, quantizer: WeightQuantizer) -> nn.Module:
-    """Quantize `layer.weight` in place with `quantizer`, initialised from the current weights."""
+    """Quantize `layer.weight` in place with `quantizer`, initialised from the current weights
+    (unless inside `state_dict_follows()`)."""
     if weight_quantizer(layer) is not None:
         raise ValueError(f"{type(layer).__name__} already has a weight quantizer")
-    quantizer.reset(layer.weight.detach())
+    if not getattr(_deferred, "active", False):
+        quantizer.reset(layer.weight.detach())
     quantizer.to(layer.weight.device)
     _register(layer, quantizer)
     return layer

@@ -54,9 +54,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def model_from_checkpoint(ckpt: dict | str | os.PathLike, device: str = "cpu") -> nn.Module:
     """Rebuild the network of a checkpoint (a loaded dict or a path) in eval mode."""
     from ..models import build
+    from ..quant import state_dict_follows
 
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt)
-    model = build(**ckpt["model_config"])
+    with state_dict_follows():  # the state dict sets every quantizer's scales
+        model = build(**ckpt["model_config"])
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()
