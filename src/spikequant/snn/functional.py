@@ -83,11 +83,14 @@ class _LIFMultiStep(torch.autograd.Function):
         carry = torch.zeros_like(h_seq[0]) if store_v_seq else grad_v
         # One time step at a time: every temporary is [B, ...], not [T, B, ...], so on a CPU
         # it is recycled from cache instead of being a fresh page-faulting allocation a step.
+        fired = h_seq[-1] >= threshold
         for t in range(h_seq.shape[0] - 1, -1, -1):
             h = h_seq[t]
-            fired = h >= threshold
+            # the decay gradient needs step t-1's spikes; keep them for the next iteration
+            fired_prev = h_seq[t - 1] >= threshold if t > 0 else None
             sg = derivative(h - threshold, alpha, inplace=True)
-            grad_h = sg * grad_spikes[t]
+            # the attached reset needs sg itself below; a detached one lets it be overwritten
+            grad_h = sg * grad_spikes[t] if not detach_reset else sg.mul_(grad_spikes[t])
             if store_v_seq:
                 carry = carry + grad_v[t]
             if not detach_reset:
@@ -97,8 +100,10 @@ class _LIFMultiStep(torch.autograd.Function):
             else:  # detached soft reset: dv/dh = 1
                 grad_h.add_(carry)
             if want_k:
-                grad_k += _dot(grad_h, _decay_slope(t, h_seq, v0, x_seq, threshold, v_reset, rest))
+                slope = _decay_slope(t, h_seq, fired_prev, v0, x_seq, threshold, v_reset, rest)
+                grad_k += _dot(grad_h, slope)
             carry = grad_h * retain
+            fired = fired_prev
             if decay_input:
                 torch.mul(grad_h, k, out=grad_x[t])
             else:
@@ -119,15 +124,20 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.dot(a.reshape(-1), b.reshape(-1))
 
 
-def _decay_slope(t, h_seq, v0, x_seq, threshold, v_reset, rest):
+def _decay_slope(t, h_seq, fired_prev, v0, x_seq, threshold, v_reset, rest):
     """dh[t]/dk = x[t] + r - v[t-1] (decay_input) or r - v[t-1]; v[t-1] is recomputed from the
-    saved h rather than stored (v[-1] = v0, or 0 when the neuron starts at rest 0)."""
+    saved h and step t-1's spikes rather than stored (v[-1] = v0, or 0 when the neuron starts
+    at rest 0)."""
     if t > 0:
         prev = h_seq[t - 1]
-        v_prev = _reset(prev, prev >= threshold, threshold, v_reset)
+        if v_reset is not None:  # hard reset to r = rest: r - v[t-1] is 0 where it fired
+            slope = torch.sub(rest, prev).masked_fill_(fired_prev, 0.0)
+        else:
+            slope = torch.sub(rest, _reset(prev, fired_prev, threshold, v_reset))
+    elif v0 is None:
+        slope = torch.full_like(h_seq[t], rest)
     else:
-        v_prev = v0
-    slope = torch.full_like(h_seq[t], rest) if v_prev is None else torch.sub(rest, v_prev)
+        slope = torch.sub(rest, v0)
     return slope.add_(x_seq[t]) if x_seq is not None else slope
 
 
