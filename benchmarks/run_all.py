@@ -26,7 +26,7 @@ CPU_RUNS: list[tuple[str, str, list[str]]] = [
      ["--network", "nmnist", "--batch", "4", "--time-steps", "4", "--repeats", "7",
       "--warmup", "2"]),
     ("Training step, DVS128 Gesture network (CPU size)", "bench_training.py",
-     ["--network", "dvsgesture", "--batch", "2", "--time-steps", "4", "--repeats", "5",
+     ["--network", "dvsgesture", "--batch", "2", "--time-steps", "4", "--repeats", "9",
       "--warmup", "2"]),
     ("Training step, N-MNIST network (study size: batch 16, T=10)", "bench_training.py",
      ["--network", "nmnist", "--batch", "16", "--time-steps", "10", "--repeats", "5",
