@@ -399,13 +399,3 @@ def test_reset_without_a_weight_keeps_the_learned_state():
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
-
-def test_spikingjelly_reset_net_on_a_quantized_network():
-    pytest.importorskip("spikingjelly.activation_based")
-    from spikingjelly.activation_based import functional, layer, neuron
-
-    model = nn.Sequential(layer.Linear(4, 3, step_mode="m"), neuron.LIFNode(step_mode="m"))
-    quantize_model(model, "sigmoid", 1)
-    model(torch.rand(2, 1, 4))
-    functional.reset_net(model)
-    assert model[1].v == 0.0

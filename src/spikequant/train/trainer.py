@@ -348,13 +348,16 @@ def metrics_of(run: Run, final: bool) -> dict[str, Any]:
     }
 
 
-def save_epoch(run: Run, out: Path, improved: bool) -> None:
+def save_epoch(run: Run, out: Path, improved: bool) -> dict[str, Any]:
+    """Write the checkpoints, log and metrics of the epoch just finished; returns the metrics."""
     state = checkpoint_state(run)
     atomic_torch_save(state, out / "last.pt")
     if improved:
         atomic_torch_save(state, out / "best.pt")
     write_log(out, run.history)
-    write_metrics(out, metrics_of(run, final=run.epoch >= run.config.epochs))
+    metrics = metrics_of(run, final=run.epoch >= run.config.epochs)
+    write_metrics(out, metrics)
+    return metrics
 
 
 def fit(cfg: TrainConfig) -> dict[str, Any]:
@@ -371,6 +374,7 @@ def fit(cfg: TrainConfig) -> dict[str, Any]:
                 "or choose another --out"
             )
         tb = open_tensorboard(out) if cfg.tensorboard and run.ctx.is_main else None
+        metrics = None  # the last epoch's, written by rank 0; packing the model is not free
         while run.epoch < cfg.epochs:
             start = time.perf_counter()
             row = train_epoch(run)
@@ -390,12 +394,14 @@ def fit(cfg: TrainConfig) -> dict[str, Any]:
             )
             run.history.append(row)
             if run.ctx.is_main:
-                save_epoch(run, out, improved)
+                metrics = save_epoch(run, out, improved)
                 log_epoch(row, cfg, tb)
             barrier(run.ctx)
-        if run.ctx.is_main and not (out / "metrics.json").is_file():
-            write_metrics(out, metrics_of(run, final=True))
-        return metrics_of(run, final=True)
+        if metrics is None:  # no epoch left to run (a finished run resumed), or not rank 0
+            metrics = metrics_of(run, final=True)
+            if run.ctx.is_main and not (out / "metrics.json").is_file():
+                write_metrics(out, metrics)
+        return metrics
     finally:
         shutdown(run.ctx)
 
