@@ -30,7 +30,6 @@ def test_train_writes_the_contract_files(tmp_path, ndigits_dir, capsys):
     assert CONTRACT_KEYS <= metrics.keys()
     assert metrics["quantizer"] == "sigmoid" and metrics["bits"] == 1 and metrics["epochs"] == 2
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
-    assert metrics["best_test_accuracy"] >= metrics["test_accuracy"]
     # a binary network is far smaller than its float32 copy
     assert metrics["memory_savings"] > 8
     assert metrics["model_bytes_fp32"] == pytest.approx(
@@ -38,7 +37,19 @@ def test_train_writes_the_contract_files(tmp_path, ndigits_dir, capsys):
     assert metrics["time_steps"] == 8 and metrics["split"]["test_size"] > 0
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    assert float(rows[1]["temperature"]) == pytest.approx(2.0)  # linear: t0 * (epoch + 1)
+    # geometric from 1 to 1000, rising every step, reaching 1000 after 0.8 of the run
+    assert float(rows[1]["temperature"]) == pytest.approx(1000.0)
+    # best.pt is the epoch of the best validation accuracy; its test accuracy is reported
+    vals = [float(r["val_accuracy"]) for r in rows]
+    best = max(range(2), key=lambda i: (vals[i], i))
+    assert metrics["best_epoch"] == best + 1 and metrics["selection"] == "val_accuracy"
+    assert metrics["best_test_accuracy"] == pytest.approx(float(rows[best]["test_accuracy"]))
+    assert metrics["max_test_accuracy_over_epochs"] == pytest.approx(
+        max(float(r["test_accuracy"]) for r in rows))
+    assert metrics["split"]["validation"]["size"] > 0
+    assert metrics["split"]["train_size"] + metrics["split"]["validation"]["size"] == 1438
+    for column in ("hard_train_accuracy", "soft_hard_gap"):
+        assert 0.0 <= float(rows[1][column]) <= 1.0
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
     # the command ends by printing a JSON summary with the accuracy
     printed = capsys.readouterr().out
@@ -141,14 +152,17 @@ def test_weight_decay_skips_quantizer_scales():
     from torch import nn
 
     from spikequant.quant import quantize_model
-    from spikequant.train.trainer import parameter_groups
+    from spikequant.train.optim import parameter_groups
 
     model = quantize_model(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)), "sigmoid")
-    decay, no_decay = parameter_groups(model, TrainConfig(weight_decay=0.1))
+    weights, others, scales = parameter_groups(model, TrainConfig(weight_decay=0.1))
     names = {id(p): n for n, p in model.named_parameters()}
-    assert [names[id(p)] for p in decay["params"]] == ["0.parametrizations.weight.original"]
-    assert any(names[id(p)].endswith("alpha") for p in no_decay["params"])
-    assert torch.is_tensor(decay["params"][0])
+    assert [names[id(p)] for p in weights["params"]] == ["0.parametrizations.weight.original"]
+    assert weights["weight_decay"] == 0.1
+    assert others["weight_decay"] == scales["weight_decay"] == 0.0
+    assert sorted(names[id(p)].rsplit(".", 1)[1] for p in scales["params"]) == ["alpha", "beta"]
+    assert {names[id(p)] for p in others["params"]} == {"1.weight", "1.bias"}
+    assert torch.is_tensor(weights["params"][0])
 
 
 @pytest.mark.parametrize("quantizer, bits, options", [

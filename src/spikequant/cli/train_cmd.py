@@ -6,6 +6,9 @@ import argparse
 import json
 
 from ..quant import QUANTIZERS
+from ..quant.schedule import KINDS
+from ..quant.sigmoid import GRADIENTS
+from ..train.config import LR_SCHEDULES
 from ._common import add_data_args, add_device_arg, quantizer_help
 
 # Flags whose value differs from the TrainConfig field only by '-' vs '_'.
@@ -30,6 +33,14 @@ _FLAG_FIELDS = (
     "num_workers",
     "model",
     "max_batches",
+    "init_from",
+    "gradient",
+    "grad_clip",
+    "scale_lr",
+    "scale_lr_schedule",
+    "t_ramp",
+    "val_fraction",
+    "calibration_samples",
 )
 
 
@@ -75,6 +86,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue OUT/last.pt exactly (model, optimiser, schedules, RNG, epoch)",
     )
+    p.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        default=None,
+        help="start from a trained network (float or another precision, same architecture): "
+        "its weights are copied and the quantizers' step positions and scales initialised "
+        "from them, e.g. --init-from runs/fp/last.pt",
+    )
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", choices=("adam", "sgd"), default=None, help="[default: adam]")
     g.add_argument("--lr", type=float, default=None, help="learning rate [default: 1e-3]")
@@ -86,6 +105,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="mse: firing rates vs one-hot (the study's peers); ce: cross-entropy "
         "on rates [default: mse]",
     )
+    g.add_argument(
+        "--grad-clip",
+        type=float,
+        default=None,
+        metavar="NORM",
+        help="clip the gradients' global norm to NORM [default: no clipping]",
+    )
+    g.add_argument(
+        "--scale-lr",
+        type=float,
+        default=None,
+        help="learning rate of the quantizers' scales (alpha, beta, step sizes) [default: --lr]",
+    )
+    g.add_argument(
+        "--scale-lr-schedule",
+        choices=LR_SCHEDULES,
+        default=None,
+        help="cosine: decays with the weights' LR; constant: never decayed [default: cosine]",
+    )
     g.add_argument("--amp", action="store_true", help="CUDA mixed precision (float16)")
     g.add_argument(
         "--deterministic", action="store_true", help="deterministic algorithms (slower on CUDA)"
@@ -93,16 +131,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("temperature of the sigmoid quantizer")
     g.add_argument(
         "--temperature-schedule",
-        choices=("linear", "exponential", "cosine", "constant"),
+        choices=KINDS,
         default=None,
-        help="linear: T = t0 * (epoch + 1), the reference [default: linear]",
+        help="geometric: from t0 to t_max by a constant factor, reaching t_max after "
+        "--t-ramp of the run, whatever --epochs is; reference: Quantization Networks' "
+        "T = 10 * (epoch + 1) capped at 2000; linear: T = t0 * (epoch + 1) "
+        "[default: geometric]",
     )
-    g.add_argument("--t0", type=float, default=None, help="initial temperature [default: 1]")
-    g.add_argument("--t-max", type=float, default=None, help="temperature cap [default: 1000]")
     g.add_argument(
-        "--temperature-per-step",
+        "--t0", type=float, default=None, help="first temperature [default: 1; reference: 10]"
+    )
+    g.add_argument(
+        "--t-max",
+        type=float,
+        default=None,
+        help="temperature cap [default: 1000; reference: 2000]",
+    )
+    g.add_argument(
+        "--t-ramp",
+        type=float,
+        default=None,
+        help="geometric: share of the run over which T rises to t_max [default: 0.8]",
+    )
+    g.add_argument(
+        "--gradient",
+        choices=GRADIENTS,
+        default=None,
+        help="sigmoid quantizer's backward: exact (derivative at T) or reference "
+        "(Quantization Networks: the T = 1 derivative scaled by T) [default: exact]",
+    )
+    g.add_argument(
+        "--temperature-per-epoch",
         action="store_true",
-        help="raise T every step (fractional epochs), not once an epoch",
+        help="raise T once an epoch instead of every step (fractional epochs)",
     )
     g = p.add_argument_group("network and data")
     g.add_argument("--model", default=None, help="registered network (default: the dataset's)")
@@ -113,6 +174,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="keep this layer float (module name or glob; repeatable)",
     )
+    g.add_argument(
+        "--layer-bits",
+        action="append",
+        default=None,
+        metavar="NAME=BITS",
+        help="give a layer its own precision, e.g. --layer-bits conv1=8 --layer-bits "
+        "classifier=8 (module name or glob; repeatable; the others take --bits)",
+    )
     g.add_argument("--per-channel", action="store_true", help="one scale per output channel")
     g.add_argument("--augment", action="store_true", help="random crop, flip and roll")
     g.add_argument("--num-workers", type=int, default=None, help="DataLoader workers [default: 0]")
@@ -121,6 +190,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--skip-bad",
         action="store_true",
         help="skip (and count) unreadable event files instead of stopping",
+    )
+    g = p.add_argument_group("evaluation and model selection")
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        default=None,
+        help="share of the training data held out (stratified, seeded) to choose best.pt; "
+        "0: no validation split, best.pt is the last epoch [default: 0.1]",
+    )
+    g.add_argument(
+        "--calibration-samples",
+        type=int,
+        default=None,
+        help="training samples on which batch-norm statistics are re-estimated with hard "
+        "weights before each evaluation, and hard-weight training accuracy is measured "
+        "[default: 256]",
+    )
+    g.add_argument(
+        "--no-bn-recalibration",
+        action="store_true",
+        help="keep the batch-norm statistics gathered with training-mode (soft) weights",
     )
     g.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
     g.add_argument("--max-batches", type=int, default=None, help=argparse.SUPPRESS)
@@ -140,7 +230,6 @@ def config_from_args(args: argparse.Namespace):
         "resume",
         "amp",
         "deterministic",
-        "temperature_per_step",
         "per_channel",
         "augment",
         "download",
@@ -158,9 +247,31 @@ def config_from_args(args: argparse.Namespace):
             ) from err
     if args.exclude:
         values["exclude"] = args.exclude
+    if args.layer_bits:
+        values["layer_bits"] = parse_layer_bits(args.layer_bits)
+    if args.no_bn_recalibration:
+        values["bn_recalibration"] = False
+    if args.temperature_per_epoch:
+        values["temperature_per_step"] = False
     if args.no_progress:
         values["progress"] = False
     return TrainConfig.from_dict(values, source=args.config or "flags")
+
+
+def parse_layer_bits(items: list[str]) -> dict[str, int]:
+    """['conv1=8', 'classifier=8'] (or 'conv1=8,classifier=8') -> {'conv1': 8, ...}."""
+    chosen: dict[str, int] = {}
+    for item in (part for entry in items for part in entry.split(",")):
+        name, sep, width = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            chosen[name.strip()] = int(width)
+        except ValueError:
+            raise ValueError(
+                f"--layer-bits takes NAME=BITS (e.g. conv1=8), got {item!r}"
+            ) from None
+    return chosen
 
 
 def run(args: argparse.Namespace) -> int:

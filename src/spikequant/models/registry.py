@@ -39,7 +39,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "votes": 10,
 }
 ARCH_KEYS = (*COMMON_DEFAULTS, "input_size")
-QUANT_KEYS = ("exclude", "quant_options")
+QUANT_KEYS = ("exclude", "quant_options", "layer_bits")
 
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -157,8 +157,9 @@ def build(
     (H, W)), neuron ('plif' | 'lif'), tau (initial PLIF / fixed LIF time constant), surrogate,
     dropout, votes (output neurons per class). Quantization overrides: `exclude` (module names,
     globs or a predicate for quantize_model; default: quantize every conv and linear layer,
-    the first conv and the classifier included) and `quant_options` (a dict of keyword options
-    for quantize_model, e.g. {"per_channel": True}).
+    the first conv and the classifier included), `layer_bits` (bits of some layers, e.g.
+    {"conv1": 8, "classifier": 8}; the others take `bits`) and `quant_options` (a dict of
+    keyword options for quantize_model, e.g. {"per_channel": True}).
 
     `model.config` is a JSON-serialisable dict with `build(**model.config)` rebuilding the same
     architecture; it raises for a model built with a predicate exclude.
@@ -168,10 +169,11 @@ def build(
     exclude = overrides.get("exclude", ())
     exclude_names, exclude_problem = _exclude_list(exclude)
     options, options_problem = _quant_options(overrides.get("quant_options"))
+    layer_bits = {str(k): v for k, v in (overrides.get("layer_bits") or {}).items()}
     model = _float_network(spec, arch)
     quantize_model(
         model, quantizer, bits, levels,
-        exclude=exclude if exclude_problem else exclude_names, **options,
+        exclude=exclude if exclude_problem else exclude_names, layer_bits=layer_bits, **options,
     )
     config = {
         "name": name,
@@ -181,6 +183,7 @@ def build(
         **copy.deepcopy(arch),
         "exclude": exclude_names,
         "quant_options": options,
+        "layer_bits": layer_bits,
     }
     model.set_config(config, problem=exclude_problem or options_problem)
     return model

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -247,6 +247,7 @@ def quantize_model(
     bits: int | None = 1,
     levels: Sequence[float] | torch.Tensor | None = None,
     exclude: Exclude = (),
+    layer_bits: Mapping[str, int] | None = None,
     **options: Any,
 ) -> nn.Module:
     """Quantize the weights of every nn.Conv2d / nn.Linear of `model` in place; returns `model`.
@@ -255,23 +256,63 @@ def quantize_model(
     SpikingJelly's multi-step layers) keep their class and get the quantizer attached to their
     weight. The trained float weights are kept. `exclude` is a module name or glob pattern, a
     list of them (e.g. ["conv.0", "fc.*"]; naming a container excludes every layer in it), or
-    a predicate `(name, module) -> bool`. Layers already quantized are left as they are, so a
-    second call does not quantize twice. `quantizer="none"` leaves the model as it is.
+    a predicate `(name, module) -> bool`. `layer_bits` gives some layers their own precision,
+    e.g. {"conv1": 8, "classifier": 8} (names or globs, first match wins; those layers take
+    the symmetric levels of their width instead of `levels`). Layers already quantized are
+    left as they are, so a second call does not quantize twice. `quantizer="none"` leaves the
+    model as it is.
     """
     make_quantizer(quantizer, bits, levels, **options)  # validate before touching the model
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     excluded = _exclusion(exclude, layers)
+    own_bits = _layer_bits(layer_bits or {}, layers, quantizer, options)
     if quantizer == "none":
         return model
     for name, m in layers:
         if name in excluded or weight_quantizer(m) is not None:
             continue
-        q = make_quantizer(quantizer, bits, levels, **options)
+        if name in own_bits:
+            q = make_quantizer(quantizer, own_bits[name], None, **options)
+        else:
+            q = make_quantizer(quantizer, bits, levels, **options)
         if type(m) in _TWINS and name:
             _replace(model, name, _twin_of(m, q))
         else:  # a subclass, or the model is itself the layer: quantize it where it is
             attach_quantizer(m, q)
     return model
+
+
+def _layer_bits(
+    layer_bits: Mapping[str, int],
+    layers: list[tuple[str, nn.Module]],
+    quantizer: str,
+    options: dict[str, Any],
+) -> dict[str, int]:
+    """{layer name: bits} for the layers `layer_bits` names (first matching pattern wins)."""
+    if not isinstance(layer_bits, Mapping):
+        raise ValueError(
+            f"layer_bits maps layer names or globs to bit widths, e.g. {{'conv1': 8}}; "
+            f"got {layer_bits!r}"
+        )
+    chosen: dict[str, int] = {}
+    for pattern, width in layer_bits.items():
+        if not isinstance(pattern, str) or isinstance(width, bool) or not isinstance(width, int):
+            raise ValueError(
+                f"layer_bits takes name -> integer bits (e.g. 'conv1=8'), got {pattern!r}: "
+                f"{width!r}"
+            )
+        if quantizer != "none":
+            make_quantizer(quantizer, width, None, **options)  # an impossible width fails here
+        hits = [name for name, _ in layers if _pattern_hits(pattern, name)]
+        if not hits:
+            names = ", ".join(name or "<model>" for name, _ in layers) or "none"
+            raise ValueError(
+                f"layer_bits pattern {pattern!r} matches no Conv2d / Linear layer of the "
+                f"model; its layers are: {names}"
+            )
+        for name in hits:
+            chosen.setdefault(name, width)
+    return chosen
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:

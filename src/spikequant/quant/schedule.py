@@ -12,7 +12,12 @@ from torch import nn
 from .base import WeightQuantizer
 from .sigmoid import check_temperature
 
-KINDS = ("linear", "exponential", "cosine", "constant")
+KINDS = ("geometric", "linear", "reference", "exponential", "cosine", "constant")
+# (t0, t_max) a kind takes when they are not given. "reference" is Quantization Networks'
+# ramp, T = 10 * (epoch + 1) capped at 2000.
+KIND_DEFAULTS: dict[str, tuple[float, float]] = {"reference": (10.0, 2000.0)}
+GENERIC_DEFAULTS = (1.0, 1000.0)
+KIND_CAP = "kind default"  # t_max sentinel: the kind's own cap (None means no cap at all)
 
 
 def _positive_number(name: str, value: Any) -> float:
@@ -28,27 +33,36 @@ def _positive_number(name: str, value: Any) -> float:
 class TemperatureSchedule:
     """T as a function of (fractional) epoch.
 
-    - linear (the reference): T = t0 * (epoch + 1)
+    - geometric: from t0 to t_max by a constant factor an epoch, reaching t_max after
+      `ramp` (a fraction) of `total_epochs` and staying there, so a run of any length ends
+      with its weights effectively hard
+    - linear: T = t0 * (epoch + 1)
+    - reference: Quantization Networks' ramp, linear with t0 = 10 and t_max = 2000 by default
     - exponential: T = t0 * growth ** epoch
     - cosine: from t0 to t_max along half a cosine over `total_epochs`
     - constant: T = t0
-    Every kind is capped at `t_max` (if given). With `per_step=True` the epoch is fractional
-    (epoch + step / steps_per_epoch), so T rises smoothly within an epoch.
+    Every kind is capped at `t_max` (None: no cap; by default 1000, 2000 for reference).
+    With `per_step=True` the epoch is fractional (epoch + step / steps_per_epoch), so T rises
+    smoothly within an epoch.
     """
 
     def __init__(
         self,
         kind: str = "linear",
-        t0: float = 1.0,
-        t_max: float | None = 1000.0,
+        t0: float | None = None,
+        t_max: float | None | str = KIND_CAP,
         growth: float = 1.5,
         total_epochs: int | None = None,
         per_step: bool = False,
+        ramp: float = 0.8,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(
                 f"temperature schedule must be one of {', '.join(KINDS)}, got {kind!r}"
             )
+        default_t0, default_cap = KIND_DEFAULTS.get(kind, GENERIC_DEFAULTS)
+        t0 = default_t0 if t0 is None else t0
+        t_max = default_cap if t_max == KIND_CAP else t_max
         t0 = _positive_number("t0 (the first epoch's temperature)", t0)
         if t_max is not None:
             t_max = _positive_number("t_max (the temperature cap, or None for no cap)", t_max)
@@ -57,22 +71,30 @@ class TemperatureSchedule:
         growth = _positive_number("growth", growth)
         if kind == "exponential" and growth <= 1:
             raise ValueError(f"an exponential schedule needs growth > 1 (e.g. 1.5), got {growth}")
-        if kind == "cosine" and (
+        if kind in ("cosine", "geometric") and (
             t_max is None or isinstance(total_epochs, bool)
             or not isinstance(total_epochs, int) or total_epochs < 1
         ):
             raise ValueError(
-                "a cosine schedule needs t_max (a number) and total_epochs (an integer >= 1), "
+                f"a {kind} schedule needs t_max (a number) and total_epochs (an integer >= 1), "
                 f"got t_max={t_max!r}, total_epochs={total_epochs!r}"
             )
+        ramp = _positive_number("ramp (the share of the run over which T rises)", ramp)
+        if ramp > 1:
+            raise ValueError(f"ramp is a share of the run, in (0, 1]; got {ramp}")
         self.kind, self.t0, self.t_max = kind, t0, t_max
         self.growth, self.total_epochs, self.per_step = growth, total_epochs, bool(per_step)
+        self.ramp = ramp
         self.current = self.value(0.0)
 
     def value(self, epoch: float) -> float:
         """T at a (fractional) epoch, counted from 0."""
-        if self.kind == "linear":
+        if self.kind in ("linear", "reference"):
             t = self.t0 * (epoch + 1)
+        elif self.kind == "geometric":
+            # epoch e of E starts at e / E of the run; t_max is reached at `ramp` of it
+            frac = min(max(epoch / (self.ramp * self.total_epochs), 0.0), 1.0)
+            t = self.t0 * (self.t_max / self.t0) ** frac
         elif self.kind == "exponential":
             t = self.t0 * self.growth ** min(epoch, 700.0 / math.log(self.growth))
         elif self.kind == "cosine":

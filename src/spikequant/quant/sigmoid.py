@@ -18,6 +18,11 @@ from .base import QuantizedWeight, WeightQuantizer, channel_view, reduce_per_cha
 
 KMEANS_SAMPLE = 200_000
 KMEANS_ITERS = 30
+# How the backward pass differentiates the sigmoids: "exact" is the derivative of the function
+# the forward pass used (temperature T); "reference" is Quantization Networks' choice, the
+# derivative of the T = 1 sigmoid scaled by T, which keeps a gradient for weights far from a
+# step once T is large.
+GRADIENTS = ("exact", "reference")
 
 
 class _SoftStaircase(torch.autograd.Function):
@@ -26,10 +31,11 @@ class _SoftStaircase(torch.autograd.Function):
     tensors: reading their values on the host would stall a GPU every forward pass."""
 
     @staticmethod
-    def forward(ctx, x, positions, heights, temperature):
+    def forward(ctx, x, positions, heights, temperature, reference_gradient=False):
         t = temperature.to(x.dtype)
         b, s = positions.to(x.dtype), heights.to(x.dtype)
-        ctx.single = b.numel() == 1
+        ctx.reference = reference_gradient
+        ctx.single = b.numel() == 1 and not reference_gradient
         if ctx.single:  # binary, the hot path: keep the sigmoid, backward needs nothing else
             sig = torch.sigmoid((x - b[0]).mul_(t))
             ctx.save_for_backward(sig, s, t)
@@ -46,14 +52,17 @@ class _SoftStaircase(torch.autograd.Function):
     def backward(ctx, grad_out):
         if ctx.single:
             sig, s, t = ctx.saved_tensors
-            return grad_out * sig * (1 - sig) * (s[0] * t), None, None, None
+            return grad_out * sig * (1 - sig) * (s[0] * t), None, None, None, None
         x, b, s, t = ctx.saved_tensors
         slope = torch.zeros_like(x)
         z = torch.empty_like(x)
         for i in range(b.numel()):
-            torch.sub(x, b[i], out=z).mul_(t).sigmoid_()
+            torch.sub(x, b[i], out=z)
+            if not ctx.reference:
+                z.mul_(t)
+            z.sigmoid_()
             slope.addcmul_(z * (1 - z), s[i])
-        return grad_out * slope.mul_(t), None, None, None
+        return grad_out * slope.mul_(t), None, None, None, None
 
 
 class _BinarySigmoid(torch.autograd.Function):
@@ -63,23 +72,26 @@ class _BinarySigmoid(torch.autograd.Function):
     passes over the weights, each allocating."""
 
     @staticmethod
-    def forward(ctx, w, alpha, beta, b, s, t, q0):
+    def forward(ctx, w, alpha, beta, b, s, t, q0, reference_gradient=False):
         sig = torch.mul(w, beta * t).sub_(b * t).sigmoid_()
-        ctx.save_for_backward(w, sig, alpha, beta, s, t, q0)
+        ctx.save_for_backward(w, sig, alpha, beta, b, s, t, q0)
+        ctx.reference = reference_gradient
         return torch.addcmul(alpha * q0, sig, alpha * s)
 
     @staticmethod
     def backward(ctx, grad):
-        w, sig, alpha, beta, s, t, q0 = ctx.saved_tensors
+        w, sig, alpha, beta, b, s, t, q0 = ctx.saved_tensors
         grad = grad.contiguous()
         grad_alpha = grad_beta = None
         if ctx.needs_input_grad[1]:
             grad_alpha = s * torch.dot(grad.reshape(-1), sig.reshape(-1)) + q0 * grad.sum()
+        if ctx.reference:  # the T = 1 sigmoid's slope, scaled by T below
+            sig = torch.mul(w, beta).sub_(b).sigmoid_()
         grad_x = torch.addcmul(sig, sig, sig, value=-1).mul_(grad)  # grad * sig * (1 - sig)
         slope = alpha * s * t
         if ctx.needs_input_grad[2]:
             grad_beta = slope * torch.dot(grad_x.reshape(-1), w.reshape(-1))
-        return grad_x.mul_(slope * beta), grad_alpha, grad_beta, None, None, None, None
+        return grad_x.mul_(slope * beta), grad_alpha, grad_beta, None, None, None, None, None
 
 
 def kmeans_boundaries(
@@ -132,6 +144,9 @@ class SigmoidQuantizer(WeightQuantizer):
         boundaries: "kmeans" (cluster boundaries of beta*w) or "midpoints" (between levels).
         per_channel: one alpha/beta per output channel instead of per tensor.
         learn_scales: learn alpha and beta (True, as the study) or keep them fixed.
+        gradient: "exact" (the derivative of the sigmoids at T) or "reference" (Quantization
+            Networks' code: the T = 1 sigmoid's derivative scaled by T, so weights far from a
+            step keep learning once T is large).
     """
 
     name = "sigmoid"
@@ -144,11 +159,15 @@ class SigmoidQuantizer(WeightQuantizer):
         boundaries: str = "kmeans",
         per_channel: bool = False,
         learn_scales: bool = True,
+        gradient: str = "exact",
     ) -> None:
         super().__init__(levels)
         if boundaries not in ("kmeans", "midpoints"):
             raise ValueError(f"boundaries must be 'kmeans' or 'midpoints', got {boundaries!r}")
+        if gradient not in GRADIENTS:
+            raise ValueError(f"gradient must be one of {', '.join(GRADIENTS)}, got {gradient!r}")
         temperature = check_temperature(temperature)
+        self.gradient = gradient
         self.boundary_mode = boundaries
         self.per_channel = per_channel
         self.register_buffer("heights", self.levels[1:] - self.levels[:-1])
@@ -189,10 +208,13 @@ class SigmoidQuantizer(WeightQuantizer):
             return _BinarySigmoid.apply(
                 weight, self.alpha.to(dt), self.beta.to(dt), self.positions[0].to(dt),
                 self.heights[0].to(dt), self.temperature.to(dt), self.levels[0].to(dt),
+                self.gradient == "reference",
             )
         alpha, beta = self._scales(weight)
         x = beta.to(weight.dtype) * weight
-        soft = _SoftStaircase.apply(x, self.positions, self.heights, self.temperature)
+        soft = _SoftStaircase.apply(
+            x, self.positions, self.heights, self.temperature, self.gradient == "reference"
+        )
         return alpha.to(weight.dtype) * (soft + self.levels[0].to(weight.dtype))
 
     def soft(self, weight: torch.Tensor) -> torch.Tensor:
@@ -213,5 +235,5 @@ class SigmoidQuantizer(WeightQuantizer):
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, temperature={float(self.temperature):g}, "
-            f"boundaries={self.boundary_mode!r}"
+            f"boundaries={self.boundary_mode!r}, gradient={self.gradient!r}"
         )

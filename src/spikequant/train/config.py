@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ else:  # pragma: no cover - Python 3.10
 FLOAT_BITS = 32  # the width metrics and sweeps report for float weights
 LOSSES = ("mse", "ce")
 OPTIMIZERS = ("adam", "sgd")
+LR_SCHEDULES = ("cosine", "constant")
 
 
 @dataclass
@@ -40,19 +42,34 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     decay_quantizer_scales: bool = False
+    scale_lr: float | None = None  # learning rate of the quantizers' scales; None: lr
+    scale_lr_schedule: str = "cosine"  # or "constant": the scales' LR is never decayed
+    grad_clip: float | None = None  # clip the gradients' global norm to this; None: no clip
     loss: str = "mse"
     amp: bool = False
     deterministic: bool = False
-    # temperature of the sigmoid quantizer
-    temperature_schedule: str = "linear"
-    t0: float = 1.0
-    t_max: float | None = 1000.0
+    # start from a trained network (float or another precision) instead of random weights
+    init_from: str | None = None
+    # temperature of the sigmoid quantizer; t0 / t_max None: the schedule's own defaults
+    temperature_schedule: str = "geometric"
+    t0: float | None = None
+    t_max: float | None = None
     t_growth: float = 1.5
-    temperature_per_step: bool = False
+    t_ramp: float = 0.8
+    temperature_per_step: bool = True  # T rises every step, not once an epoch
+    gradient: str = "exact"  # the sigmoid quantizer's backward: "exact" or "reference"
+    # the evaluated network: batch-norm statistics re-estimated with hard weights before each
+    # evaluation (quantized runs), on a fixed slice of the training data of this many samples
+    bn_recalibration: bool = True
+    calibration_samples: int = 256
+    # model selection: best.pt is chosen on a validation split carved from the training data
+    val_fraction: float = 0.1
+    val_seed: int = 0
     # network
     model: str | None = None  # registry name; None: the dataset's network
     model_overrides: dict[str, Any] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
+    layer_bits: dict[str, int] = field(default_factory=dict)  # e.g. {"conv1": 8}
     per_channel: bool = False
     # data
     num_workers: int = 0
@@ -68,6 +85,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         from ..quant import QUANTIZERS
+        from ..quant.sigmoid import GRADIENTS
 
         if self.quantizer not in QUANTIZERS:
             raise ValueError(
@@ -81,6 +99,21 @@ class TrainConfig:
             raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.scale_lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"--scale-lr-schedule must be one of {LR_SCHEDULES}, got {self.scale_lr_schedule!r}"
+            )
+        if self.gradient not in GRADIENTS:
+            raise ValueError(f"--gradient must be one of {GRADIENTS}, got {self.gradient!r}")
+        for flag, value in (("--grad-clip", self.grad_clip), ("--scale-lr", self.scale_lr)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{flag} must be a positive number, got {value}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.calibration_samples < 0:
+            raise ValueError(
+                f"--calibration-samples must be 0 or more, got {self.calibration_samples}"
+            )
         if self.time_steps is not None and self.time_steps < 1:
             raise ValueError(f"--time-steps must be at least 1, got {self.time_steps}")
         if self.device.startswith("cuda"):

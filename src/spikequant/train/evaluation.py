@@ -23,6 +23,7 @@ def evaluate(
     device: str | torch.device = "cpu",
     progress: bool = False,
     desc: str = "eval",
+    amp: bool = False,
 ) -> dict[str, Any]:
     """Eval-mode accuracy: {"accuracy": fraction, "correct", "total", "predictions": LongTensor}."""
     was_training = model.training
@@ -31,7 +32,8 @@ def evaluate(
     try:
         with parametrize.cached():  # quantize each weight once, not once a batch
             for frames, labels in tqdm(loader, desc=desc, leave=False, disable=not progress):
-                scores = model(to_time_major(frames.to(device, non_blocking=True)).float())
+                with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                    scores = model(to_time_major(frames.to(device, non_blocking=True)).float())
                 pred = scores.argmax(dim=1).cpu()
                 predictions.append(pred)
                 correct += int((pred == labels).sum())

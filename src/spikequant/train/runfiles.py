@@ -14,9 +14,11 @@ from .._atomic import atomic_write_text
 LOG_COLUMNS = (
     "epoch",
     "train_loss",
-    "train_accuracy",
+    "train_accuracy",  # training-mode (soft) weights, over the epoch's batches
+    "hard_train_accuracy",  # eval-mode (hard) weights, on the calibration slice of training data
+    "val_accuracy",
     "test_accuracy",
-    "best_test_accuracy",
+    "soft_hard_gap",  # share of quantized weights whose soft value is > 1% of scale from hard
     "temperature",
     "lr",
     "epoch_seconds",

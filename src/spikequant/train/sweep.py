@@ -48,11 +48,16 @@ class SweepSpec:
     seeds: list[int]
     out: Path
     train: dict[str, Any]
+    # fine-tune every quantized run from the float run of its dataset and seed
+    init_from_float: bool = False
+    fine_tune_epochs: int | None = None  # the quantized runs' epochs when fine-tuning
 
     def points(self) -> Iterator[SweepPoint]:
-        """Every combination, float once per dataset and seed, xnor only at 1 bit."""
+        """Every combination, float once per dataset and seed (first, so that quantized runs
+        can start from it), xnor only at 1 bit."""
+        quantizers = sorted(self.quantizers, key=lambda q: q != "none")
         for dataset in self.datasets:
-            for quantizer in self.quantizers:
+            for quantizer in quantizers:
                 widths = [FLOAT_BITS] if quantizer == "none" else self.bits
                 for bits in widths:
                     if quantizer == "xnor" and bits != 1:
@@ -70,6 +75,11 @@ class SweepSpec:
             out=str(point.run_dir(self.out)),
             resume=True,
         )
+        if self.init_from_float and point.quantizer != "none":
+            float_run = SweepPoint(point.dataset, "none", FLOAT_BITS, point.seed)
+            values["init_from"] = str(float_run.run_dir(self.out) / "best.pt")
+            if self.fine_tune_epochs:
+                values["epochs"] = self.fine_tune_epochs
         return TrainConfig.from_dict(values, source="the sweep's [train] table")
 
 
@@ -82,7 +92,8 @@ def load_sweep(path: str | Path, out: str | None = None) -> SweepSpec:
     if "sweep" not in data:
         raise ValueError(f"{path} has no [sweep] table (datasets, quantizers, bits, seeds, out)")
     grid = data["sweep"]
-    known = {"datasets", "quantizers", "bits", "seeds", "out"}
+    known = {"datasets", "quantizers", "bits", "seeds", "out", "init_from_float",
+             "fine_tune_epochs"}
     unknown = set(grid) - known
     if unknown:
         raise ValueError(
@@ -90,13 +101,30 @@ def load_sweep(path: str | Path, out: str | None = None) -> SweepSpec:
             f"valid: {', '.join(sorted(known))}"
         )
     train = {k.replace("-", "_"): v for k, v in data.get("train", {}).items()}
+    quantizers = _as_list(grid.get("quantizers", ["none", "sigmoid"]))
+    init_from_float = grid.get("init_from_float", False)
+    if not isinstance(init_from_float, bool):
+        raise ValueError(f"init_from_float in [sweep] of {path} must be true or false")
+    if init_from_float and "none" not in quantizers:
+        raise ValueError(
+            f"init_from_float in [sweep] of {path} fine-tunes from the float runs: "
+            'add "none" to quantizers'
+        )
+    fine_tune_epochs = grid.get("fine_tune_epochs")
+    if fine_tune_epochs is not None and (
+        isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int)
+        or fine_tune_epochs < 1
+    ):
+        raise ValueError(f"fine_tune_epochs in [sweep] of {path} must be an integer >= 1")
     return SweepSpec(
         datasets=_as_list(grid.get("datasets", ["ndigits"])),
-        quantizers=_as_list(grid.get("quantizers", ["none", "sigmoid"])),
+        quantizers=quantizers,
         bits=[int(b) for b in _as_list(grid.get("bits", [1]))],
         seeds=[int(s) for s in _as_list(grid.get("seeds", [0]))],
         out=Path(out or grid.get("out", "runs/sweep")),
         train=train,
+        init_from_float=init_from_float,
+        fine_tune_epochs=fine_tune_epochs,
     )
 
 

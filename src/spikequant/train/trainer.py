@@ -11,19 +11,31 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..quant import TemperatureSchedule, WeightQuantizer
+from ..quant import TemperatureSchedule
+from ..quant.schedule import KIND_CAP
+from .calibration import recalibrate_batch_norm, soft_hard_gap
 from .checkpoint import CHECKPOINT_VERSION, atomic_torch_save, load_checkpoint
 from .config import FLOAT_BITS, TrainConfig
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
-from .evaluation import to_time_major
+from .evaluation import evaluate, to_time_major
+from .loaders import Loaders, make_loaders
+from .optim import (
+    clip_gradients,
+    load_lr_scheduler_state,
+    lr_scheduler_state,
+    make_lr_scheduler,
+    make_optimizer,
+)
 from .runfiles import write_log, write_metrics
-from .state import EpochShuffleSampler, ShardSampler, capture_rng, restore_rng, seed_everything
+from .state import capture_rng, restore_rng, seed_everything
 
-RESUME_KEYS = ("dataset", "quantizer", "bits", "levels", "model", "time_steps", "seed")
+RESUME_KEYS = (
+    "dataset", "quantizer", "bits", "levels", "layer_bits", "model", "time_steps", "seed",
+    "val_fraction", "val_seed",
+)
 
 
 @dataclass
@@ -37,14 +49,18 @@ class Run:
     lr_scheduler: torch.optim.lr_scheduler.LRScheduler
     temperature: TemperatureSchedule
     scaler: torch.amp.GradScaler | None
-    train_loader: DataLoader
-    test_loader: DataLoader
-    split_info: dict[str, Any]
+    loaders: Loaders
     time_steps: int
+    init_info: dict[str, Any] | None = None
     epoch: int = 0
-    best_accuracy: float = 0.0
+    # model selection: the epoch whose validation accuracy is best (best.pt)
+    selection: dict[str, Any] = field(default_factory=dict)
     train_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def split_info(self) -> dict[str, Any]:
+        return self.loaders.split_info
 
     @property
     def net(self) -> nn.Module:
@@ -58,73 +74,6 @@ def loss_fn(rates: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tenso
     return F.cross_entropy(rates, labels)
 
 
-def parameter_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
-    """Weight decay on weights only: not on quantizer scales (unless asked), biases, batch-norm
-    affine parameters or neuron time constants."""
-    quant_params = {
-        id(p) for m in model.modules() if isinstance(m, WeightQuantizer) for p in m.parameters()
-    }
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        is_scale = id(p) in quant_params
-        is_weight = p.dim() > 1 or name.endswith("original")
-        if (is_scale and cfg.decay_quantizer_scales) or (is_weight and not is_scale):
-            decay.append(p)
-        else:
-            no_decay.append(p)
-    return [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, cfg)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    try:  # one fused kernel for the whole update: several times faster than the loop
-        return torch.optim.Adam(groups, lr=cfg.lr, fused=True)
-    except RuntimeError:  # devices without a fused Adam
-        return torch.optim.Adam(groups, lr=cfg.lr)
-
-
-def make_loaders(cfg: TrainConfig, ctx: DistContext):
-    from ..data import get_dataset
-
-    common = dict(
-        data_dir=cfg.data_dir,
-        time_steps=cfg.time_steps,
-        download=cfg.download,
-        skip_bad=cfg.skip_bad,
-        split_by=cfg.split_by,
-        progress=cfg.progress and ctx.is_main,
-    )
-    train_set = get_dataset(cfg.dataset, "train", augment=cfg.augment, **common)
-    test_set = get_dataset(cfg.dataset, "test", **common)
-    pin = cfg.device.startswith("cuda")
-    train_loader = DataLoader(
-        train_set,
-        batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
-        pin_memory=pin,
-        sampler=EpochShuffleSampler(len(train_set), cfg.seed, ctx.rank, ctx.world_size),
-        drop_last=False,
-    )
-    test_loader = DataLoader(
-        test_set,
-        batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
-        pin_memory=pin,
-        sampler=ShardSampler(len(test_set), ctx.rank, ctx.world_size),
-    )
-    split_info = dict(getattr(train_set, "split_info", {}) or {})
-    split_info.setdefault("train_size", len(train_set))
-    split_info.setdefault("test_size", len(test_set))
-    return train_loader, test_loader, split_info
-
-
 def default_time_steps(cfg: TrainConfig) -> int:
     from ..data import dataset_info
 
@@ -134,10 +83,14 @@ def default_time_steps(cfg: TrainConfig) -> int:
 def build_model(cfg: TrainConfig) -> nn.Module:
     from ..models import build
 
-    options = {"per_channel": True} if cfg.per_channel else {}
+    options: dict[str, Any] = {"per_channel": True} if cfg.per_channel else {}
+    if cfg.quantizer == "sigmoid" and cfg.gradient != "exact":
+        options["gradient"] = cfg.gradient
     overrides = dict(cfg.model_overrides)
     if cfg.exclude:
         overrides["exclude"] = list(cfg.exclude)
+    if cfg.layer_bits:
+        overrides["layer_bits"] = dict(cfg.layer_bits)
     if options:
         overrides["quant_options"] = options
     return build(
@@ -149,6 +102,18 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     )
 
 
+def make_temperature(cfg: TrainConfig) -> TemperatureSchedule:
+    return TemperatureSchedule(
+        cfg.temperature_schedule,
+        t0=cfg.t0,
+        t_max=KIND_CAP if cfg.t_max is None else cfg.t_max,
+        growth=cfg.t_growth,
+        total_epochs=cfg.epochs,
+        per_step=cfg.temperature_per_step,
+        ramp=cfg.t_ramp,
+    )
+
+
 def setup(cfg: TrainConfig) -> Run:
     cfg.validate()
     if cfg.amp and not cfg.device.startswith("cuda"):
@@ -157,21 +122,19 @@ def setup(cfg: TrainConfig) -> Run:
     device = f"cuda:{ctx.local_rank}" if cfg.device == "cuda" and ctx.enabled else cfg.device
     seed_everything(cfg.seed, cfg.deterministic)
     cfg.time_steps = default_time_steps(cfg)
-    train_loader, test_loader, split_info = make_loaders(cfg, ctx)
-    model = build_model(cfg).to(device)
+    loaders = make_loaders(cfg, ctx)
+    model = build_model(cfg)
+    init_info = None
+    if cfg.init_from and not (cfg.resume and (Path(cfg.out) / "last.pt").is_file()):
+        from .init_from import init_from_checkpoint
+
+        init_info = init_from_checkpoint(model, cfg.init_from)
+    model = model.to(device)
     if ctx.enabled:
         ids = [ctx.local_rank] if device.startswith("cuda") else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     optimizer = make_optimizer(model, cfg)
-    lr_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    temperature = TemperatureSchedule(
-        cfg.temperature_schedule,
-        t0=cfg.t0,
-        t_max=cfg.t_max,
-        growth=cfg.t_growth,
-        total_epochs=cfg.epochs,
-        per_step=cfg.temperature_per_step,
-    )
+    lr_scheduler = make_lr_scheduler(optimizer, cfg)
     scaler = torch.amp.GradScaler("cuda") if cfg.amp else None
     cfg.device = device
     return Run(
@@ -180,12 +143,11 @@ def setup(cfg: TrainConfig) -> Run:
         model,
         optimizer,
         lr_scheduler,
-        temperature,
+        make_temperature(cfg),
         scaler,
-        train_loader,
-        test_loader,
-        split_info,
+        loaders,
         cfg.time_steps,
+        init_info,
     )
 
 
@@ -197,11 +159,12 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
         "run": run.config.to_dict(),
         "epoch": run.epoch,
         "optimizer": run.optimizer.state_dict(),
-        "lr_scheduler": run.lr_scheduler.state_dict(),
+        "lr_scheduler": lr_scheduler_state(run.lr_scheduler),
         "temperature": run.temperature.state_dict(),
         "scaler": run.scaler.state_dict() if run.scaler else None,
         "rng": capture_rng(),
-        "best_accuracy": run.best_accuracy,
+        "selection": run.selection,
+        "init_from": run.init_info,
         "train_seconds": run.train_seconds,
         "history": run.history,
     }
@@ -220,14 +183,16 @@ def resume_from(run: Run, path: Path) -> None:
         )
     run.net.load_state_dict(ckpt["model"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
-    run.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
-    run.lr_scheduler.T_max = run.config.epochs  # a resumed run may be given more epochs
+    # the schedules follow this run's --epochs, which may be more than the saved run's
+    load_lr_scheduler_state(run.lr_scheduler, ckpt["lr_scheduler"])
     run.temperature.load_state_dict(ckpt["temperature"])
+    run.temperature.total_epochs = run.config.epochs
     if run.scaler and ckpt.get("scaler"):
         run.scaler.load_state_dict(ckpt["scaler"])
     restore_rng(ckpt["rng"])
     run.epoch = ckpt["epoch"]
-    run.best_accuracy = ckpt["best_accuracy"]
+    run.selection = dict(ckpt.get("selection") or {})
+    run.init_info = ckpt.get("init_from")
     run.train_seconds = ckpt.get("train_seconds", 0.0)
     run.history = list(ckpt.get("history", []))
 
@@ -235,15 +200,12 @@ def resume_from(run: Run, path: Path) -> None:
 def train_epoch(run: Run, tb=None) -> dict[str, float]:
     cfg, model = run.config, run.model
     model.train()
-    run.train_loader.sampler.set_epoch(run.epoch)
-    steps = (
-        len(run.train_loader)
-        if cfg.max_batches is None
-        else min(len(run.train_loader), cfg.max_batches)
-    )
+    loader = run.loaders.train
+    loader.sampler.set_epoch(run.epoch)
+    steps = len(loader) if cfg.max_batches is None else min(len(loader), cfg.max_batches)
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(
-        run.train_loader,
+        loader,
         total=steps,
         desc=f"epoch {run.epoch + 1}/{cfg.epochs}",
         leave=False,
@@ -269,10 +231,14 @@ def train_epoch(run: Run, tb=None) -> dict[str, float]:
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler:
             run.scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                run.scaler.unscale_(run.optimizer)
+                clip_gradients(model, cfg.grad_clip)
             run.scaler.step(run.optimizer)
             run.scaler.update()
         else:
             loss.backward()
+            clip_gradients(model, cfg.grad_clip)
             run.optimizer.step()
         total_loss += loss.item() * labels.numel()
         correct += int((rates.argmax(1) == labels).sum())
@@ -290,19 +256,45 @@ def train_epoch(run: Run, tb=None) -> dict[str, float]:
     }
 
 
-@torch.no_grad()
-def test_accuracy(run: Run) -> float:
-    net = run.net
-    net.eval()
-    correct, total = 0, 0
-    with parametrize.cached():  # quantize each weight once, not once a batch
-        for frames, labels in run.test_loader:
-            with torch.autocast("cuda", dtype=torch.float16, enabled=run.config.amp):
-                scores = net(to_time_major(frames.to(run.config.device)).float())
-            correct += int((scores.argmax(1).cpu() == labels).sum())
-            total += labels.numel()
-    correct, total = all_reduce_sum([correct, total], run.ctx, run.config.device)
+def accuracy(run: Run, loader: DataLoader, sharded: bool = True) -> float:
+    """Eval-mode (hard weights) accuracy over `loader`; a sharded loader is summed over ranks."""
+    result = evaluate(run.net, loader, run.config.device, amp=run.config.amp)
+    correct, total = result["correct"], result["total"]
+    if sharded:
+        correct, total = all_reduce_sum([correct, total], run.ctx, run.config.device)
     return correct / max(total, 1)
+
+
+def evaluate_epoch(run: Run) -> dict[str, Any]:
+    """Make the evaluated network match the trained one (batch norm re-estimated with hard
+    weights), then measure it: hard-weight accuracy on the calibration slice of the training
+    data, validation and test accuracy, and the share of weights not yet hard."""
+    cfg, loaders = run.config, run.loaders
+    if cfg.bn_recalibration and cfg.quantizer != "none" and loaders.calibration is not None:
+        recalibrate_batch_norm(run.net, loaders.calibration, cfg.device, cfg.amp)
+    row: dict[str, Any] = {"soft_hard_gap": soft_hard_gap(run.net)}
+    if loaders.calibration is not None:
+        row["hard_train_accuracy"] = accuracy(run, loaders.calibration, sharded=False)
+    if loaders.val is not None:
+        row["val_accuracy"] = accuracy(run, loaders.val)
+    row["test_accuracy"] = accuracy(run, loaders.test)
+    return row
+
+
+def select(run: Run, row: dict[str, Any]) -> bool:
+    """Whether the epoch just finished becomes best.pt: the best validation accuracy so far
+    (ties go to the later epoch), or every epoch when there is no validation split."""
+    best = run.selection.get("best_val_accuracy")
+    val = row.get("val_accuracy")
+    improved = val is None or best is None or val >= best
+    if improved:
+        run.selection = {
+            "criterion": "val_accuracy" if val is not None else "last epoch (no validation)",
+            "best_val_accuracy": val,
+            "best_epoch": run.epoch,
+            "test_accuracy_at_best_val": row["test_accuracy"],
+        }
+    return improved
 
 
 def size_metrics(run: Run) -> dict[str, Any]:
@@ -323,11 +315,13 @@ def size_metrics(run: Run) -> dict[str, Any]:
 def metrics_of(run: Run, final: bool) -> dict[str, Any]:
     cfg = run.config
     last = run.history[-1] if run.history else {}
+    tests = [row["test_accuracy"] for row in run.history]
     return {
         "dataset": cfg.dataset,
         "quantizer": cfg.quantizer,
         "bits": FLOAT_BITS if cfg.quantizer == "none" else cfg.bits,
         "levels": cfg.levels,
+        "layer_bits": dict(cfg.layer_bits),
         "model": cfg.model or cfg.dataset,
         "epochs": cfg.epochs,
         "epochs_completed": run.epoch,
@@ -336,10 +330,22 @@ def metrics_of(run: Run, final: bool) -> dict[str, Any]:
         "seed": cfg.seed,
         "batch_size": cfg.batch_size,
         "loss": cfg.loss,
+        "init_from": run.init_info,
+        # the final epoch's network (last.pt)
         "test_accuracy": last.get("test_accuracy"),
-        "best_test_accuracy": run.best_accuracy,
+        "val_accuracy": last.get("val_accuracy"),
+        # best.pt: the epoch chosen on the validation split, never on the test set
+        "best_epoch": run.selection.get("best_epoch"),
+        "best_val_accuracy": run.selection.get("best_val_accuracy"),
+        "best_test_accuracy": run.selection.get("test_accuracy_at_best_val"),
+        "selection": run.selection.get("criterion"),
+        # only for comparison with papers that report it: chosen on the test set
+        "max_test_accuracy_over_epochs": max(tests) if tests else None,
         "train_accuracy": last.get("train_accuracy"),
+        "hard_train_accuracy": last.get("hard_train_accuracy"),
+        "soft_hard_gap": last.get("soft_hard_gap"),
         "final_temperature": last.get("temperature"),
+        "bn_recalibration": bool(cfg.bn_recalibration and cfg.quantizer != "none"),
         "train_seconds": round(run.train_seconds, 3),
         "world_size": run.ctx.world_size,
         "split": run.split_info,
@@ -379,16 +385,13 @@ def fit(cfg: TrainConfig) -> dict[str, Any]:
             start = time.perf_counter()
             row = train_epoch(run)
             run.lr_scheduler.step()
-            accuracy = test_accuracy(run)
+            row.update(evaluate_epoch(run))
             run.epoch += 1
             seconds = time.perf_counter() - start
             run.train_seconds += seconds
-            improved = accuracy > run.best_accuracy or run.epoch == 1
-            run.best_accuracy = max(run.best_accuracy, accuracy)
+            improved = select(run, row)
             row.update(
                 epoch=run.epoch,
-                test_accuracy=accuracy,
-                best_test_accuracy=run.best_accuracy,
                 lr=run.optimizer.param_groups[0]["lr"],
                 epoch_seconds=round(seconds, 3),
             )
@@ -418,13 +421,23 @@ def open_tensorboard(out: Path):
 
 def log_epoch(row: dict[str, Any], cfg: TrainConfig, tb) -> None:
     if cfg.progress:
-        tqdm.write(
-            f"epoch {row['epoch']}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
-            f"train {row['train_accuracy']:.4f}  test {row['test_accuracy']:.4f}  "
-            f"best {row['best_test_accuracy']:.4f}  T {row['temperature']:g}  "
-            f"{row['epoch_seconds']:.1f}s"
-        )
+        parts = [
+            f"epoch {row['epoch']}/{cfg.epochs}",
+            f"loss {row['train_loss']:.4f}",
+            f"train {row['train_accuracy']:.4f}",
+        ]
+        if row.get("hard_train_accuracy") is not None and cfg.quantizer != "none":
+            parts.append(f"train(hard) {row['hard_train_accuracy']:.4f}")
+        if row.get("val_accuracy") is not None:
+            parts.append(f"val {row['val_accuracy']:.4f}")
+        parts.append(f"test {row['test_accuracy']:.4f}")
+        if row.get("soft_hard_gap") is not None:
+            parts.append(f"T {row['temperature']:g}  not hard {100 * row['soft_hard_gap']:.1f}%")
+        parts.append(f"{row['epoch_seconds']:.1f}s")
+        tqdm.write("  ".join(parts))
     if tb is not None:
-        for key in ("train_loss", "train_accuracy", "test_accuracy", "temperature", "lr"):
-            tb.add_scalar(key, row[key], row["epoch"])
+        for key in ("train_loss", "train_accuracy", "hard_train_accuracy", "val_accuracy",
+                    "test_accuracy", "soft_hard_gap", "temperature", "lr"):
+            if row.get(key) is not None:
+                tb.add_scalar(key, row[key], row["epoch"])
         tb.flush()

@@ -1,0 +1,76 @@
+"""The data loaders of a run: training, validation (carved from the training data), test, and
+the fixed calibration slice of the training data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch.utils.data import DataLoader, Subset
+
+from .config import TrainConfig
+from .distributed import DistContext
+from .splits import calibration_slice, carve_validation
+from .state import EpochShuffleSampler, ShardSampler
+
+
+@dataclass
+class Loaders:
+    train: DataLoader
+    val: DataLoader | None
+    test: DataLoader
+    calibration: DataLoader | None  # the same samples on every rank
+    split_info: dict[str, Any]
+
+
+def make_loaders(cfg: TrainConfig, ctx: DistContext) -> Loaders:
+    from ..data import get_dataset
+
+    common = dict(
+        data_dir=cfg.data_dir,
+        time_steps=cfg.time_steps,
+        download=cfg.download,
+        skip_bad=cfg.skip_bad,
+        split_by=cfg.split_by,
+        progress=cfg.progress and ctx.is_main,
+    )
+    train_full = get_dataset(cfg.dataset, "train", augment=cfg.augment, **common)
+    # validation and calibration see the training recordings as they are, not augmented
+    plain = get_dataset(cfg.dataset, "train", **common) if cfg.augment else train_full
+    test_set = get_dataset(cfg.dataset, "test", **common)
+    train_idx, val_idx = carve_validation(train_full.targets, cfg.val_fraction, cfg.val_seed)
+    train_set = Subset(train_full, train_idx) if val_idx else train_full
+    calib_idx = calibration_slice(train_idx, cfg.calibration_samples, cfg.val_seed)
+
+    pin = cfg.device.startswith("cuda")
+    options = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=pin)
+    train_loader = DataLoader(
+        train_set,
+        sampler=EpochShuffleSampler(len(train_set), cfg.seed, ctx.rank, ctx.world_size),
+        drop_last=False,
+        **options,
+    )
+    val_loader = None
+    if val_idx:
+        val_set = Subset(plain, val_idx)
+        val_loader = DataLoader(
+            val_set, sampler=ShardSampler(len(val_set), ctx.rank, ctx.world_size), **options
+        )
+    calibration = DataLoader(Subset(plain, calib_idx), **options) if calib_idx else None
+    test_loader = DataLoader(
+        test_set, sampler=ShardSampler(len(test_set), ctx.rank, ctx.world_size), **options
+    )
+    split_info = dict(getattr(train_full, "split_info", {}) or {})
+    split_info.update(
+        train_size=len(train_set),
+        test_size=len(test_set),
+        validation={
+            "carved_from": "train",
+            "kind": "stratified",
+            "fraction": cfg.val_fraction,
+            "seed": cfg.val_seed,
+            "size": len(val_idx),
+        },
+        calibration_size=len(calib_idx),
+    )
+    return Loaders(train_loader, val_loader, test_loader, calibration, split_info)
