@@ -298,3 +298,16 @@ data_dir = "{ndigits_dir}"
     cfg.write_text(cfg.read_text().replace('quantizers = ["sigmoid", "none"]',
                                            'quantizers = ["sigmoid"]'))
     assert main(["sweep", "--config", str(cfg)]) == 2
+
+
+def test_quantize_model_layer_bits():
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 5),
+                          nn.Linear(5, 3))
+    quantize_model(model, "sigmoid", 1, layer_bits={"0": 8, "[23]": 2, "3": 4})
+    widths = {name: q.bits for name, _, q in quantized_layers(model)}
+    assert widths == {"0": 8, "2": 2, "3": 2}  # the first matching pattern wins
+    assert weight_quantizer(model[0]).levels.numel() == 255
+    for bad, message in (({"0": 1.5}, "integer bits"), ({"0": 0}, "bits"),
+                         ({"9": 2}, "layer_bits pattern '9' matches no")):
+        with pytest.raises(ValueError, match=message):
+            quantize_model(nn.Sequential(nn.Linear(3, 3)), "sigmoid", 1, layer_bits=bad)

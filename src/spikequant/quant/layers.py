@@ -216,15 +216,20 @@ def _exclusion(exclude: Exclude, layers: list[tuple[str, nn.Module]]) -> set[str
     for pattern in patterns:
         if not isinstance(pattern, str):
             raise ValueError(f"exclude takes module names or glob patterns, got {pattern!r}")
-        hits = {name for name, _ in layers if _pattern_hits(pattern, name)}
-        if not hits:
-            names = ", ".join(name or "<model>" for name, _ in layers) or "none"
-            raise ValueError(
-                f"exclude pattern {pattern!r} matches no Conv2d / Linear layer of the model; "
-                f"its layers are: {names}"
-            )
-        excluded |= hits
+        excluded.update(_layers_matching(pattern, layers, "exclude"))
     return excluded
+
+
+def _layers_matching(pattern: str, layers: list[tuple[str, nn.Module]], what: str) -> list[str]:
+    """Names of the layers `pattern` (a module name or glob) selects; none is an error."""
+    hits = [name for name, _ in layers if _pattern_hits(pattern, name)]
+    if not hits:
+        names = ", ".join(name or "<model>" for name, _ in layers) or "none"
+        raise ValueError(
+            f"{what} pattern {pattern!r} matches no Conv2d / Linear layer of the model; "
+            f"its layers are: {names}"
+        )
+    return hits
 
 
 def _twin_of(module: nn.Module, quantizer: WeightQuantizer) -> nn.Module:
@@ -303,14 +308,7 @@ def _layer_bits(
             )
         if quantizer != "none":
             make_quantizer(quantizer, width, None, **options)  # an impossible width fails here
-        hits = [name for name, _ in layers if _pattern_hits(pattern, name)]
-        if not hits:
-            names = ", ".join(name or "<model>" for name, _ in layers) or "none"
-            raise ValueError(
-                f"layer_bits pattern {pattern!r} matches no Conv2d / Linear layer of the "
-                f"model; its layers are: {names}"
-            )
-        for name in hits:
+        for name in _layers_matching(pattern, layers, "layer_bits"):
             chosen.setdefault(name, width)
     return chosen
 
