@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import FLOAT_BITS, TrainConfig, read_toml
+from .config_check import check_sweep_file
 from .runfiles import atomic_write_text, read_metrics
 
 RESULT_COLUMNS = (
@@ -89,7 +90,7 @@ def load_sweep(path: str | Path, out: str | None = None) -> SweepSpec:
             f"unknown key(s) in [sweep] of {path}: {', '.join(sorted(unknown))}; "
             f"valid: {', '.join(sorted(known))}"
         )
-    train = {k.replace("-", "_"): v for k, v in data.get("train", {}).items()}
+    train = check_sweep_file(data, str(path), TrainConfig)
     return SweepSpec(
         datasets=_as_list(grid.get("datasets", ["ndigits"])),
         quantizers=_as_list(grid.get("quantizers", ["none", "sigmoid"])),
