@@ -7,6 +7,7 @@ import json
 
 from ..quant import QUANTIZERS
 from ._common import add_data_args, add_device_arg, quantizer_help
+from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 
 # Flags whose value differs from the TrainConfig field only by '-' vs '_'.
 _FLAG_FIELDS = (
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--bits",
         "-k",
-        type=int,
+        type=positive_int,
         default=None,
         help="bits a weight: 1 binary, 2 ternary, k: 2^k-1 levels [default: 1]",
     )
@@ -62,23 +63,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--levels",
         type=str,
         default=None,
-        help="custom level set instead of --bits, e.g. '-4,-2,-1,0,1,2,4'",
+        help="custom level set instead of --bits, e.g. -4,-2,-1,0,1,2,4 (metrics report "
+        "ceil(log2 L) bits)",
     )
-    p.add_argument("--epochs", "-e", type=int, default=None, help="training epochs [default: 10]")
+    p.add_argument("--epochs", "-e", type=positive_int, default=None,
+                   help="training epochs [default: 10]")
     p.add_argument("--out", "-o", default=None, help="run folder [default: runs/run]")
     add_data_args(p)
-    p.add_argument("--seed", type=int, default=None, help="random seed [default: 0]")
-    add_device_arg(p)
+    p.add_argument("--seed", type=non_negative_int, default=None, help="random seed [default: 0]")
+    add_device_arg(p, default=None)
     p.add_argument("--config", metavar="FILE", help="TOML file with a [train] table of settings")
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue OUT/last.pt exactly (model, optimiser, schedules, RNG, epoch)",
+        help="continue OUT/last.pt exactly (model, optimiser, schedules, RNG, epoch); only "
+        "--epochs (the schedules are stretched to it), --out, --data-dir, --device and "
+        "--num-workers may differ from the run's settings. An empty or new OUT starts fresh",
     )
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", choices=("adam", "sgd"), default=None, help="[default: adam]")
-    g.add_argument("--lr", type=float, default=None, help="learning rate [default: 1e-3]")
-    g.add_argument("--weight-decay", type=float, default=None, help="[default: 0]")
+    g.add_argument("--lr", type=positive_float, default=None,
+                   help="learning rate [default: 1e-3]")
+    g.add_argument("--weight-decay", type=non_negative_float, default=None, help="[default: 0]")
     g.add_argument(
         "--loss",
         choices=("mse", "ce"),
@@ -97,8 +103,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="linear: T = t0 * (epoch + 1), the reference [default: linear]",
     )
-    g.add_argument("--t0", type=float, default=None, help="initial temperature [default: 1]")
-    g.add_argument("--t-max", type=float, default=None, help="temperature cap [default: 1000]")
+    g.add_argument("--t0", type=positive_float, default=None,
+                   help="initial temperature [default: 1]")
+    g.add_argument("--t-max", type=positive_float, default=None,
+                   help="temperature cap [default: 1000]")
     g.add_argument(
         "--temperature-per-step",
         action="store_true",
@@ -115,7 +123,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--per-channel", action="store_true", help="one scale per output channel")
     g.add_argument("--augment", action="store_true", help="random crop, flip and roll")
-    g.add_argument("--num-workers", type=int, default=None, help="DataLoader workers [default: 0]")
+    g.add_argument("--num-workers", type=non_negative_int, default=None,
+                   help="DataLoader workers [default: 0]")
     g.add_argument("--download", action="store_true", help="download the dataset via tonic")
     g.add_argument(
         "--skip-bad",
@@ -123,7 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="skip (and count) unreadable event files instead of stopping",
     )
     g.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
-    g.add_argument("--max-batches", type=int, default=None, help=argparse.SUPPRESS)
+    g.add_argument("--max-batches", type=positive_int, default=None, help=argparse.SUPPRESS)
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
