@@ -195,3 +195,21 @@ def test_checkpoint_round_trip_keeps_random_states_and_loads_restricted(tmp_path
     torch.load(path, weights_only=True)  # no pickled objects
     restore_rng(load_checkpoint(path)["rng"])
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
+
+
+def test_a_checkpoint_of_the_previous_format_still_loads_with_a_warning(tmp_path):
+    """Version 1 (before the checksum) kept numpy's random state as an array: it is read with
+    numpy arrays allowed, nothing else, and said to be unchecked."""
+    import numpy as np
+
+    from spikequant.train.state import restore_rng
+
+    model = build("ndigits", "sigmoid", 1, channels=4)
+    path = tmp_path / "last.pt"
+    torch.save({"version": 1, "model_config": model.config, "model": model.state_dict(),
+                "rng": {"python": __import__("random").getstate(),
+                        "numpy": np.random.get_state(), "torch": torch.get_rng_state()}}, path)
+    with pytest.warns(UserWarning, match="no checksum"):
+        ckpt = load_checkpoint(path)
+    restore_rng(ckpt["rng"])
+    assert torch.equal(ckpt["model"]["bn1.running_var"], model.state_dict()["bn1.running_var"])
