@@ -53,7 +53,7 @@ def test_export_infer_equals_eval(checkpoint, tmp_path, capsys):
     assert inferred["accuracy"] == evaluated["accuracy"]
 
     # every sample, not just the count
-    run = torch.load(checkpoint, weights_only=False)["run"]
+    run = torch.load(checkpoint, weights_only=True)["run"]
     data = get_dataset("ndigits", "test", data_dir=run["data_dir"], time_steps=STEPS,
                        progress=False)
     loader = DataLoader(data, batch_size=128)

@@ -81,8 +81,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, ndigits_dir):
     assert read_json(killed / "metrics.json")["epochs_completed"] == 1
 
     subprocess.run(_train_cmd(killed, ndigits_dir) + ["--resume"], check=True, timeout=600)
-    a = torch.load(straight / "last.pt", weights_only=False)
-    b = torch.load(killed / "last.pt", weights_only=False)
+    a = torch.load(straight / "last.pt", weights_only=True)
+    b = torch.load(killed / "last.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 3
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:

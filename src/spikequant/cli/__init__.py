@@ -39,9 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(err: BaseException) -> str:
+    """One line for an expected error: its message, with the file of an OSError."""
+    if isinstance(err, OSError) and err.strerror:
+        where = f": {err.filename}" if err.filename is not None else ""
+        also = f" -> {err.filename2}" if err.filename2 is not None else ""
+        return f"{err.strerror}{where}{also}"
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    from ..errors import SpikequantError
+    from .argtypes import join_list_values
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_list_values(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -54,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         # output piped into `head` and closed early: not an error of ours
         sys.stderr.close()
         return 0
-    except (FileNotFoundError, ValueError) as err:
-        print(f"spikequant {args.command}: error: {err}", file=sys.stderr)
+    except (SpikequantError, ValueError, OSError, FloatingPointError, MemoryError) as err:
+        # the errors bad input, bad files and full disks raise: one line, never a traceback
+        print(f"spikequant {args.command}: error: {error_line(err)}", file=sys.stderr)
         return 2

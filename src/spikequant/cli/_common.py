@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import device, positive_int
+
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -16,18 +18,22 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--time-steps",
         "-T",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="T",
         help="frames per sample (default: the dataset's, e.g. 10 for N-MNIST)",
     )
     p.add_argument(
-        "--batch-size", "-b", type=int, default=None, metavar="B", help="samples per batch"
+        "--batch-size", "-b", type=positive_int, default=None, metavar="B",
+        help="samples per batch"
     )
 
 
-def add_device_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+def add_device_arg(p: argparse.ArgumentParser, default: str | None = "cpu") -> None:
+    """--device, checked against this machine when parsed. `default=None` lets a config file's
+    device stand when the flag is not given."""
+    p.add_argument("--device", default=default, type=device,
+                   help="cpu, cuda or cuda:N (default: cpu)")
 
 
 def quantizer_help() -> str:
@@ -62,9 +68,11 @@ def report_accuracy(model, trained: dict, args: argparse.Namespace, source: dict
     if not dataset:
         raise ValueError(f"{next(iter(source.values()))} does not name its dataset; pass --dataset")
     time_steps = args.time_steps or trained.get("time_steps")
+    batch_size = args.batch_size or trained.get("batch_size", 16)
+    check_inference_memory(model, dataset, time_steps, batch_size, args.device)
     data = get_dataset(dataset, args.split, data_dir=args.data_dir or trained.get("data_dir"),
                        time_steps=time_steps, split_by=trained.get("split_by", "number"))
-    loader = DataLoader(data, batch_size=args.batch_size or trained.get("batch_size", 16))
+    loader = DataLoader(data, batch_size=batch_size)
     result = evaluate(model, loader, device=args.device, progress=True, desc=desc)
     summary = {**source, "dataset": dataset, "split": args.split, "time_steps": time_steps,
                **{k: result[k] for k in ("accuracy", "correct", "total")}}
@@ -74,3 +82,19 @@ def report_accuracy(model, trained: dict, args: argparse.Namespace, source: dict
         print(f"{dataset} {args.split}: accuracy {result['accuracy']:.4f} "
               f"({result['correct']}/{result['total']})")
     return 0
+
+
+def check_inference_memory(model, dataset: str, time_steps: int | None, batch_size: int,
+                           device: str) -> None:
+    """ResourceError before any data is read when one batch would not fit in memory (a
+    network spikequant.models did not build is not checked)."""
+    from ..data import dataset_info
+    from ..train.resources import check_memory
+
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict) or not config.get("name") or not time_steps:
+        return
+    overrides = {k: v for k, v in config.items()
+                 if k not in ("name", "quantizer", "bits", "levels")}
+    check_memory(config["name"], overrides, dataset_info(dataset).frame_shape, time_steps,
+                 batch_size, device, training=False)

@@ -7,6 +7,8 @@ import argparse
 import time
 from pathlib import Path
 
+from .argtypes import device, non_negative_int, positive_int
+
 # (label, quantizer, bits) in table order. The float network is trained first; the binary
 # ones are fine-tuned from it (`train --init-from`), each with train's default recipe.
 DEMO_RUNS = (
@@ -31,15 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", "-o", default="runs/demo", help="folder for the three runs")
-    p.add_argument("--epochs", "-e", type=int, default=DEMO_EPOCHS,
+    p.add_argument("--epochs", "-e", type=positive_int, default=DEMO_EPOCHS,
                    help="epochs of the float network")
-    p.add_argument("--fine-tune-epochs", type=int, default=DEMO_FINE_TUNE_EPOCHS,
+    p.add_argument("--fine-tune-epochs", type=positive_int, default=DEMO_FINE_TUNE_EPOCHS,
                    help="epochs of each binary network, fine-tuned from the float one")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed")
     p.add_argument("--data-dir", default=argparse.SUPPRESS,
                    help="where ndigits is generated (default: $SPIKEQUANT_DATA, else "
                         "~/.cache/spikequant/data)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu", type=device, help="cpu, cuda or cuda:N")
     p.add_argument("--fresh", action="store_true", help="retrain even if OUT holds finished runs")
     p.set_defaults(func=run)
 

@@ -24,6 +24,6 @@ def run(args: argparse.Namespace) -> int:
     from ..train import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(ckpt, device=args.device)
+    model = model_from_checkpoint(ckpt, device=args.device, source=args.checkpoint)
     source = {"checkpoint": str(args.checkpoint)}
     return report_accuracy(model, ckpt.get("run", {}), args, source, desc="eval")

@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "KiB but may change predictions [default: float32, exact]",
     )
     p.add_argument("--nir", metavar="FILE", help="also write the network as a NIR graph (HDF5)")
+    p.add_argument("--force", "-f", action="store_true",
+                   help="replace --out / --nir if they exist (never the checkpoint itself)")
     p.add_argument("--json", action="store_true", help="print the memory report as JSON")
     p.set_defaults(func=run)
 
@@ -35,9 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..export import format_report, memory_report_from_file, run_metadata, save_packed
     from ..train import load_checkpoint, model_from_checkpoint
+    from .outputs import check_outputs
 
+    check_outputs([("--out", args.out), ("--nir", args.nir)],
+                  inputs=[("--checkpoint", args.checkpoint)], force=args.force)
     ckpt = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(ckpt)
+    model = model_from_checkpoint(ckpt, source=args.checkpoint)
     metadata = run_metadata(ckpt.get("run"), ckpt.get("epoch"))
     save_packed(model, args.out, metadata, float_dtype=args.float_dtype)
     report = memory_report_from_file(args.out)

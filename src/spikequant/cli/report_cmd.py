@@ -6,7 +6,8 @@ import argparse
 import json
 
 from ..quant import QUANTIZERS
-from ._common import add_device_arg, quantizer_help
+from ._common import add_device_arg, check_inference_memory, quantizer_help
+from .argtypes import positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--network", "-n", help="registered network: ndigits, nmnist, ...")
     p.add_argument("--quantizer", "-q", choices=QUANTIZERS, default="sigmoid",
                    help=f"with --network: {quantizer_help()} [default: sigmoid]")
-    p.add_argument("--bits", "-k", type=int, default=1, help="with --network [default: 1]")
+    p.add_argument("--bits", "-k", type=positive_int, default=1,
+                   help="with --network [default: 1]")
     p.add_argument("--float-dtype", choices=("float32", "float16"), default="float32",
                    help="precision of the float parts in the file [default: float32]")
     g = p.add_argument_group("SynOps and energy")
@@ -34,9 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--dataset", "-d", help="default: the run's dataset, else the network's")
     g.add_argument("--data-dir", metavar="D", help="dataset root (default: $SPIKEQUANT_DATA)")
     g.add_argument("--split", choices=("train", "test"), default="test")
-    g.add_argument("--num-samples", type=int, default=256, help="samples to run [default: 256]")
-    g.add_argument("--time-steps", "-T", type=int, default=None, help="frames per sample")
-    g.add_argument("--batch-size", "-b", type=int, default=16)
+    g.add_argument("--num-samples", type=positive_int, default=256,
+                   help="samples to run [default: 256]")
+    g.add_argument("--time-steps", "-T", type=positive_int, default=None,
+                   help="frames per sample")
+    g.add_argument("--batch-size", "-b", type=positive_int, default=16)
     add_device_arg(p)
     p.add_argument("--json", action="store_true", help="print the report(s) as JSON")
     p.set_defaults(func=run)
@@ -58,7 +62,7 @@ def _load(args: argparse.Namespace):
         from ..train import load_checkpoint, model_from_checkpoint
 
         ckpt = load_checkpoint(args.checkpoint)
-        model = model_from_checkpoint(ckpt)
+        model = model_from_checkpoint(ckpt, source=args.checkpoint)
         metadata = run_metadata(ckpt.get("run"), ckpt.get("epoch"))
         title = f"checkpoint {args.checkpoint}"
     else:
@@ -84,6 +88,11 @@ def _synops(args: argparse.Namespace, model, run_info: dict, levels):
     if not dataset:
         raise ValueError("pass --dataset for --synops")
     time_steps = args.time_steps or run_info.get("time_steps")
+    if time_steps is None:
+        from ..data import dataset_info
+
+        time_steps = dataset_info(dataset).default_time_steps
+    check_inference_memory(model, dataset, time_steps, args.batch_size, args.device)
     data = get_dataset(dataset, args.split, data_dir=args.data_dir or run_info.get("data_dir"),
                        time_steps=time_steps, split_by=run_info.get("split_by", "number"))
     data = Subset(data, range(min(args.num_samples, len(data))))

@@ -10,6 +10,7 @@ from ..quant.schedule import KINDS
 from ..quant.sigmoid import GRADIENTS
 from ..train.config import LR_SCHEDULES
 from ._common import add_data_args, add_device_arg, quantizer_help
+from .argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 
 # Flags whose value differs from the TrainConfig field only by '-' vs '_'.
 _FLAG_FIELDS = (
@@ -65,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--bits",
         "-k",
-        type=int,
+        type=positive_int,
         default=None,
         help="bits a weight: 1 binary, 2 ternary, k: 2^k-1 levels [default: 1]",
     )
@@ -73,18 +74,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--levels",
         type=str,
         default=None,
-        help="custom level set instead of --bits, e.g. '-4,-2,-1,0,1,2,4'",
+        help="custom level set instead of --bits, e.g. -4,-2,-1,0,1,2,4 (metrics report "
+        "ceil(log2 L) bits)",
     )
-    p.add_argument("--epochs", "-e", type=int, default=None, help="training epochs [default: 10]")
+    p.add_argument("--epochs", "-e", type=positive_int, default=None,
+                   help="training epochs [default: 10]")
     p.add_argument("--out", "-o", default=None, help="run folder [default: runs/run]")
     add_data_args(p)
-    p.add_argument("--seed", type=int, default=None, help="random seed [default: 0]")
-    add_device_arg(p)
+    p.add_argument("--seed", type=non_negative_int, default=None, help="random seed [default: 0]")
+    add_device_arg(p, default=None)
     p.add_argument("--config", metavar="FILE", help="TOML file with a [train] table of settings")
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue OUT/last.pt exactly (model, optimiser, schedules, RNG, epoch)",
+        help="continue OUT/last.pt exactly (model, optimiser, schedules, RNG, epoch); only "
+        "--epochs (the schedules are stretched to it), --out, --data-dir, --device and "
+        "--num-workers may differ from the run's settings. An empty or new OUT starts fresh",
     )
     p.add_argument(
         "--init-from",
@@ -96,8 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", choices=("adam", "sgd"), default=None, help="[default: adam]")
-    g.add_argument("--lr", type=float, default=None, help="learning rate [default: 1e-3]")
-    g.add_argument("--weight-decay", type=float, default=None, help="[default: 0]")
+    g.add_argument("--lr", type=positive_float, default=None,
+                   help="learning rate [default: 1e-3]")
+    g.add_argument("--weight-decay", type=non_negative_float, default=None, help="[default: 0]")
     g.add_argument(
         "--loss",
         choices=("mse", "ce"),
@@ -107,14 +113,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--grad-clip",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="NORM",
         help="clip the gradients' global norm to NORM [default: no clipping]",
     )
     g.add_argument(
         "--scale-lr",
-        type=float,
+        type=positive_float,
         default=None,
         help="learning rate of the quantizers' scales (alpha, beta, step sizes) [default: --lr]",
     )
@@ -139,17 +145,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "[default: geometric]",
     )
     g.add_argument(
-        "--t0", type=float, default=None, help="first temperature [default: 1; reference: 10]"
+        "--t0", type=positive_float, default=None,
+        help="first temperature [default: 1; reference: 10]"
     )
     g.add_argument(
         "--t-max",
-        type=float,
+        type=positive_float,
         default=None,
         help="temperature cap [default: 1000; reference: 2000]",
     )
     g.add_argument(
         "--t-ramp",
-        type=float,
+        type=positive_float,
         default=None,
         help="geometric: share of the run over which T rises to t_max [default: 0.8]",
     )
@@ -184,7 +191,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--per-channel", action="store_true", help="one scale per output channel")
     g.add_argument("--augment", action="store_true", help="random crop, flip and roll")
-    g.add_argument("--num-workers", type=int, default=None, help="DataLoader workers [default: 0]")
+    g.add_argument("--num-workers", type=non_negative_int, default=None,
+                   help="DataLoader workers [default: 0]")
     g.add_argument("--download", action="store_true", help="download the dataset via tonic")
     g.add_argument(
         "--skip-bad",
@@ -194,14 +202,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("evaluation and model selection")
     g.add_argument(
         "--val-fraction",
-        type=float,
+        type=non_negative_float,
         default=None,
         help="share of the training data held out (stratified, seeded) to choose best.pt; "
         "0: no validation split, best.pt is the last epoch [default: 0.1]",
     )
     g.add_argument(
         "--calibration-samples",
-        type=int,
+        type=non_negative_int,
         default=None,
         help="training samples on which batch-norm statistics are re-estimated with hard "
         "weights before each evaluation, and hard-weight training accuracy is measured "
@@ -213,7 +221,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep the batch-norm statistics gathered with training-mode (soft) weights",
     )
     g.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard")
-    g.add_argument("--max-batches", type=int, default=None, help=argparse.SUPPRESS)
+    g.add_argument("--max-batches", type=positive_int, default=None, help=argparse.SUPPRESS)
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 

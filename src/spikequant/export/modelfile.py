@@ -268,7 +268,7 @@ def load_packed(
     path = Path(path)
     info, state = packed_state_dict(path)
     if model is None:
-        model = _build(path, info.get("model_config"))
+        model = _build(path, info.get("model_config"), state)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:
@@ -280,12 +280,19 @@ def load_packed(
     return model.to(device).eval(), info.get("metadata", {})
 
 
-def _build(path: Path, config: dict | None) -> nn.Module:
+def _build(path: Path, config: dict | None, state: dict[str, torch.Tensor]) -> nn.Module:
     if not config:
         raise ValueError(
             f"{path} has no model_config (the network was not built by spikequant.models); "
             "pass model=<an unquantized network of the same architecture> to load_packed"
         )
     from ..models import build
+    from ..models.shapes import shape_mismatch
 
+    # Checked on the meta device first: a config declaring a huge network is refused before
+    # it is allocated, whatever the file's hash says (anyone can compute a hash).
+    problem = shape_mismatch(config, state)
+    if problem:
+        raise _bad(path, f"its tensors do not fit the network its model_config declares: "
+                         f"{problem}")
     return build(**{**config, "quantizer": "none"})

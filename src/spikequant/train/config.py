@@ -14,10 +14,26 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from ..errors import ConfigError
+from .config_check import check_ranges, check_types, train_table
+from .resources import check_device
+
 FLOAT_BITS = 32  # the width metrics and sweeps report for float weights
 LOSSES = ("mse", "ce")
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("cosine", "constant")
+
+
+def weight_bits(quantizer: str, bits: int, levels: list[float] | None) -> int:
+    """Bits a weight takes in the exported file: FLOAT_BITS for float, ceil(log2 L) for a
+    custom level set, else `bits`."""
+    if quantizer == "none":
+        return FLOAT_BITS
+    if levels:
+        from ..quant.levels import bits_for_levels
+
+        return bits_for_levels(len(levels))
+    return bits
 
 
 @dataclass
@@ -116,14 +132,9 @@ class TrainConfig:
             )
         if self.time_steps is not None and self.time_steps < 1:
             raise ValueError(f"--time-steps must be at least 1, got {self.time_steps}")
-        if self.device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ValueError(
-                    "--device cuda asked for, but this torch build sees no CUDA GPU; "
-                    "use --device cpu or install a CUDA build of torch (README)"
-                )
+        check_types(type(self), self.to_dict(), "the settings")
+        check_ranges(self)
+        check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -136,10 +147,11 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any], source: str = "settings") -> TrainConfig:
         unknown = set(values) - cls.field_names()
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown setting(s) in {source}: {', '.join(sorted(unknown))}; "
                 f"valid keys: {', '.join(sorted(cls.field_names()))}"
             )
+        check_types(cls, values, source)
         return cls(**values)
 
 
@@ -151,15 +163,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{path} is not valid TOML: {err}") from err
+        raise ConfigError(f"{path} is not valid TOML: {err}") from err
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """The [train] table of a config file (or the whole file when it has no tables)."""
-    data = read_toml(path)
-    table = data.get("train", data)
-    return {
-        k.replace("-", "_"): v
-        for k, v in table.items()
-        if not isinstance(v, dict) or k.replace("-", "_") == "model_overrides"
-    }
+    """The [train] table of a config file (or the whole file when it has no tables); any
+    other table is an error (config_check.train_table)."""
+    return train_table(read_toml(path), str(path), TrainConfig)

@@ -92,8 +92,9 @@ def lr_scheduler_state(scheduler: torch.optim.lr_scheduler.LambdaLR) -> dict[str
 def load_lr_scheduler_state(
     scheduler: torch.optim.lr_scheduler.LambdaLR, state: dict[str, Any]
 ) -> None:
+    """Restore a scheduler saved with `lr_scheduler_state`; call `sync_learning_rates` next
+    when the run's length may have changed."""
     scheduler.__dict__.update({k: v for k, v in state.items() if k != "lr_lambdas"})
-    sync_learning_rates(scheduler)
 
 
 def clip_gradients(model: nn.Module, max_norm: float | None) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import FLOAT_BITS, TrainConfig, read_toml
+from .config_check import check_sweep_file
 from .runfiles import atomic_write_text, read_metrics
 
 RESULT_COLUMNS = (
@@ -100,7 +101,7 @@ def load_sweep(path: str | Path, out: str | None = None) -> SweepSpec:
             f"unknown key(s) in [sweep] of {path}: {', '.join(sorted(unknown))}; "
             f"valid: {', '.join(sorted(known))}"
         )
-    train = {k.replace("-", "_"): v for k, v in data.get("train", {}).items()}
+    train = check_sweep_file(data, str(path), TrainConfig)
     quantizers = _as_list(grid.get("quantizers", ["none", "sigmoid"]))
     init_from_float = grid.get("init_from_float", False)
     if not isinstance(init_from_float, bool):

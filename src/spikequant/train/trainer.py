@@ -17,10 +17,11 @@ from tqdm.auto import tqdm
 from ..quant import TemperatureSchedule
 from ..quant.schedule import KIND_CAP
 from .calibration import recalibrate_batch_norm, soft_hard_gap
-from .checkpoint import CHECKPOINT_VERSION, atomic_torch_save, load_checkpoint
-from .config import FLOAT_BITS, TrainConfig
+from .checkpoint import CHECKPOINT_VERSION, atomic_torch_save
+from .config import TrainConfig, weight_bits
 from .distributed import DistContext, all_reduce_sum, barrier, init_distributed, shutdown
 from .evaluation import evaluate, to_time_major
+from .guards import check_finite, prepare_run
 from .loaders import Loaders, make_loaders
 from .optim import (
     clip_gradients,
@@ -29,13 +30,9 @@ from .optim import (
     make_lr_scheduler,
     make_optimizer,
 )
+from .resume import fit_schedules_to_epochs
 from .runfiles import write_log, write_metrics
 from .state import capture_rng, restore_rng, seed_everything
-
-RESUME_KEYS = (
-    "dataset", "quantizer", "bits", "levels", "layer_bits", "model", "time_steps", "seed",
-    "val_fraction", "val_seed",
-)
 
 
 @dataclass
@@ -170,23 +167,13 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
     }
 
 
-def resume_from(run: Run, path: Path) -> None:
-    ckpt = load_checkpoint(path, map_location=run.config.device)
-    saved = ckpt.get("run", {})
-    now = run.config.to_dict()
-    changed = [k for k in RESUME_KEYS if k in saved and saved[k] != now[k]]
-    if changed:
-        diffs = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed)
-        raise ValueError(
-            f"cannot resume {path}: the run's settings differ ({diffs}); "
-            "use the same settings or a new --out folder"
-        )
+def resume_from(run: Run, ckpt: dict[str, Any]) -> None:
+    """Load a verified checkpoint whose settings runfolder.claim_run_folder checked."""
     run.net.load_state_dict(ckpt["model"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
-    # the schedules follow this run's --epochs, which may be more than the saved run's
     load_lr_scheduler_state(run.lr_scheduler, ckpt["lr_scheduler"])
     run.temperature.load_state_dict(ckpt["temperature"])
-    run.temperature.total_epochs = run.config.epochs
+    fit_schedules_to_epochs(run)  # a resumed run may be given more epochs
     if run.scaler and ckpt.get("scaler"):
         run.scaler.load_state_dict(ckpt["scaler"])
     restore_rng(ckpt["rng"])
@@ -319,7 +306,7 @@ def metrics_of(run: Run, final: bool) -> dict[str, Any]:
     return {
         "dataset": cfg.dataset,
         "quantizer": cfg.quantizer,
-        "bits": FLOAT_BITS if cfg.quantizer == "none" else cfg.bits,
+        "bits": weight_bits(cfg.quantizer, cfg.bits, cfg.levels),
         "levels": cfg.levels,
         "layer_bits": dict(cfg.layer_bits),
         "model": cfg.model or cfg.dataset,
@@ -357,9 +344,11 @@ def metrics_of(run: Run, final: bool) -> dict[str, Any]:
 def save_epoch(run: Run, out: Path, improved: bool) -> dict[str, Any]:
     """Write the checkpoints, log and metrics of the epoch just finished; returns the metrics."""
     state = checkpoint_state(run)
-    atomic_torch_save(state, out / "last.pt")
+    # best.pt first: if a write fails (disk full) last.pt still holds the epoch before, so
+    # the resumed run redoes this epoch and writes best.pt again
     if improved:
         atomic_torch_save(state, out / "best.pt")
+    atomic_torch_save(state, out / "last.pt")
     write_log(out, run.history)
     metrics = metrics_of(run, final=run.epoch >= run.config.epochs)
     write_metrics(out, metrics)
@@ -368,17 +357,19 @@ def save_epoch(run: Run, out: Path, improved: bool) -> dict[str, Any]:
 
 def fit(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) a run and return its metrics (also in OUT/metrics.json)."""
+    claim = prepare_run(cfg)  # settings, device, memory, the run folder: before any data
+    try:
+        return _fit(cfg, claim.checkpoint)
+    finally:
+        claim.release()
+
+
+def _fit(cfg: TrainConfig, resume_state: dict[str, Any] | None) -> dict[str, Any]:
     run = setup(cfg)
     out = Path(cfg.out)
     try:
-        last = out / "last.pt"
-        if cfg.resume and last.is_file():
-            resume_from(run, last)
-        elif last.is_file() and not cfg.resume:
-            raise ValueError(
-                f"{out} already holds a run (last.pt); pass --resume to continue it "
-                "or choose another --out"
-            )
+        if resume_state is not None:
+            resume_from(run, resume_state)
         tb = open_tensorboard(out) if cfg.tensorboard and run.ctx.is_main else None
         metrics = None  # the last epoch's, written by rank 0; packing the model is not free
         while run.epoch < cfg.epochs:
@@ -396,13 +387,15 @@ def fit(cfg: TrainConfig) -> dict[str, Any]:
                 epoch_seconds=round(seconds, 3),
             )
             run.history.append(row)
+            check_finite(run.net, run.epoch)
             if run.ctx.is_main:
                 metrics = save_epoch(run, out, improved)
                 log_epoch(row, cfg, tb)
             barrier(run.ctx)
         if metrics is None:  # no epoch left to run (a finished run resumed), or not rank 0
             metrics = metrics_of(run, final=True)
-            if run.ctx.is_main and not (out / "metrics.json").is_file():
+            if run.ctx.is_main:  # again: the last epoch's writes may not have finished
+                write_log(out, run.history)
                 write_metrics(out, metrics)
         return metrics
     finally:

@@ -1,0 +1,227 @@
+"""Checks of training settings against TrainConfig: the tables of a config file, the type of
+every value, and the range of every number. A misspelt table, `epochs = 1.5` or
+`resume = "no"` is an error naming the file and the key, never a run with other settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigError
+
+# The tables a `train --config` file may hold, and the nested tables (dict-valued settings).
+TRAIN_TABLE = "train"
+DICT_SETTINGS = ("model_overrides",)
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               list: "a list", dict: "a table"}
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("nothing" if a is type(None) else _describe(a)
+                           for a in typing.get_args(tp))
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return f"a list of {_describe(item).removeprefix('a ').removeprefix('an ')}s"
+    return _TYPE_WORDS.get(origin or tp, getattr(tp, "__name__", str(tp)))
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin is list or tp is list:
+        args = typing.get_args(tp)
+        return isinstance(value, (list, tuple)) and (
+            not args or all(_matches(v, args[0]) for v in value))
+    if origin is dict or tp is dict:
+        return isinstance(value, Mapping)
+    return True  # a kind of annotation this check does not know: left to the code using it
+
+
+def setting_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check_types(cls: type, values: Mapping[str, Any], source: str) -> None:
+    """ConfigError for the first value whose type does not fit the field of `cls` it sets."""
+    hints = setting_types(cls)
+    for key, value in values.items():
+        tp = hints.get(key)
+        if tp is not None and not _matches(value, tp):
+            raise ConfigError(
+                f"{key} in {source} must be {_describe(tp)}, got {value!r}"
+            )
+
+
+def _number(cfg: Any, name: str, low: float | None = None, *, above: bool = False,
+            integer: bool = False, high: float | None = None, optional: bool = False) -> None:
+    value = getattr(cfg, name)
+    if value is None and optional:
+        return
+    flag = f"--{name.replace('_', '-')}"
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and (not integer or isinstance(value, numbers.Integral)) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if above else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        kind = "an integer" if integer else "a finite number"
+        bound = "" if low is None else f" {'>' if above else '>='} {low:g}"
+        if high is not None:
+            bound += f"{' and' if bound else ''} <= {high:g}"
+        raise ConfigError(f"{flag} ({name}) must be {kind}{bound}, got {value!r}")
+
+
+def check_ranges(cfg: Any) -> None:
+    """ConfigError for a number out of its range: counts positive, rates positive and finite,
+    decay and momentum not negative."""
+    for name in ("epochs", "batch_size"):
+        _number(cfg, name, 1, integer=True)
+    _number(cfg, "time_steps", 1, integer=True, optional=True)
+    _number(cfg, "max_batches", 1, integer=True, optional=True)
+    _number(cfg, "num_workers", 0, integer=True)
+    _number(cfg, "seed", 0, integer=True)
+    _number(cfg, "lr", 0, above=True)
+    _number(cfg, "weight_decay", 0)
+    _number(cfg, "momentum", 0, high=1)
+    _number(cfg, "t0", 0, above=True)
+    _number(cfg, "t_max", 0, above=True, optional=True)
+    _number(cfg, "t_growth", 0, above=True)
+    if cfg.levels is not None:
+        from ..quant.levels import validate_levels
+
+        try:
+            validate_levels(cfg.levels)
+        except ValueError as err:
+            raise ConfigError(f"--levels: {err}") from None
+    elif cfg.quantizer != "none":
+        from ..quant.levels import check_bits
+
+        try:
+            check_bits(cfg.bits)
+        except ValueError as err:
+            raise ConfigError(f"--bits: {err}") from None
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def train_table(data: Mapping[str, Any], path: str, cls: type) -> dict[str, Any]:
+    """The training settings of a parsed `train --config` file: its [train] table, or the whole
+    file when it has no tables. Any other table, or a key outside [train] when the file has
+    one, is an error: it would otherwise be ignored without a word."""
+    known = _field_names(cls)
+    tables = {k for k, v in data.items() if isinstance(v, Mapping)
+              and k.replace("-", "_") not in DICT_SETTINGS}
+    if TRAIN_TABLE in tables:
+        outside = sorted(set(data) - {TRAIN_TABLE})
+        if outside:
+            hint = (" (a sweep file: run it with `spikequant sweep --config FILE`)"
+                    if "sweep" in outside else "")
+            raise ConfigError(
+                f"{path}: only a [train] table is read by `spikequant train`; "
+                f"{', '.join(outside)} would be ignored{hint}"
+            )
+        table = data[TRAIN_TABLE]
+    elif tables:
+        guess = [t for t in sorted(tables) if _close(t, TRAIN_TABLE)]
+        hint = f" (did you mean [train] instead of [{guess[0]}]?)" if guess else ""
+        raise ConfigError(
+            f"{path}: unknown table(s) [{'], ['.join(sorted(tables))}]{hint}; settings go in "
+            f"a [train] table (or at the top of the file, with no table)"
+        )
+    else:
+        table = data
+    values = {k.replace("-", "_"): v for k, v in table.items()}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and key not in DICT_SETTINGS:
+            raise ConfigError(
+                f"{path}: [{TRAIN_TABLE}.{key}] is not a setting; "
+                f"valid keys: {', '.join(sorted(known))}"
+            )
+    return values
+
+
+def _close(a: str, b: str) -> bool:
+    """Same letters, or one letter off: `trian`, `trains`, `tarin`."""
+    if sorted(a) == sorted(b):
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    shorter, longer = sorted((a, b), key=len)
+    return sum(x != y for x, y in zip(shorter, longer)) <= 1
+
+
+# The [sweep] table's keys and what each must be; the grid sets these run settings itself.
+SWEEP_KEYS = {"datasets": (str,), "quantizers": (str,), "bits": (int,), "seeds": (int,),
+              "out": None}
+SET_BY_THE_GRID = ("dataset", "quantizer", "bits", "seed", "out", "resume")
+
+
+def _grid_values(key: str, value: Any, path: str) -> None:
+    kinds = SWEEP_KEYS[key]
+    if kinds is None:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} in [sweep] of {path} must be a string, got {value!r}")
+        return
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, kinds):
+            word = "an integer" if kinds == (int,) else "a string"
+            raise ConfigError(
+                f"{key} in [sweep] of {path} must be {word} or a list of them, got {value!r}"
+            )
+
+
+def check_sweep_file(data: Mapping[str, Any], path: str, cls: type) -> dict[str, Any]:
+    """The [train] table of a parsed sweep file, after checking its tables, the [sweep] grid's
+    types and the [train] table's keys and types; ConfigError for the first problem."""
+    unknown_tables = sorted(set(data) - {"sweep", TRAIN_TABLE})
+    if unknown_tables:
+        raise ConfigError(
+            f"{path}: unknown table(s) or key(s) {', '.join(unknown_tables)}; a sweep file has "
+            "a [sweep] table (datasets, quantizers, bits, seeds, out) and a [train] table"
+        )
+    for key, value in data["sweep"].items():
+        if key in SWEEP_KEYS:
+            _grid_values(key, value, path)
+    train = data.get(TRAIN_TABLE, {})
+    if not isinstance(train, Mapping):
+        raise ConfigError(f"{path}: train must be a [train] table of settings")
+    values = {k.replace("-", "_"): v for k, v in train.items()}
+    unknown = sorted(set(values) - _field_names(cls))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) in [train] of {path}: {', '.join(unknown)}; "
+            f"valid keys: {', '.join(sorted(_field_names(cls)))}"
+        )
+    by_grid = [k for k in SET_BY_THE_GRID if k in values]
+    if by_grid:
+        raise ConfigError(
+            f"{path}: {', '.join(by_grid)} in [train] would be replaced by each run of the grid; "
+            "set datasets, quantizers, bits, seeds and out in [sweep]"
+        )
+    check_types(cls, values, f"[train] of {path}")
+    return values
