@@ -31,6 +31,9 @@ from spikequant.train.init_from import init_from_checkpoint
 from spikequant.train.splits import calibration_slice, carve_validation
 
 
+# tiny tensors: a second thread only adds synchronisation (see conftest)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 def _grad_w(quantizer: SigmoidQuantizer, w: torch.Tensor) -> torch.Tensor:
     w = w.clone().requires_grad_(True)
     quantizer.train()
@@ -193,13 +196,14 @@ def _train(out, data, *extra):
 def test_train_init_from_float_run(tmp_path, ndigits_dir, capsys):
     assert _train(tmp_path / "fp", ndigits_dir, "-q", "none", "-e", "1") == 0
     assert _train(tmp_path / "b1", ndigits_dir, "-q", "sigmoid", "-e", "1",
-                  "--init-from", str(tmp_path / "fp" / "last.pt"), "--max-batches", "0") == 0
+                  "--init-from", str(tmp_path / "fp" / "last.pt"), "--max-batches", "1") == 0
     metrics = json.loads((tmp_path / "b1" / "metrics.json").read_text())
     assert metrics["init_from"]["quantizer"] == "none"
-    # with no training step, the binary network is the float one quantized: same latent weights
+    # one Adam step (lr 1e-3) from the float weights: every latent weight moved by about lr
     fp = load_checkpoint(tmp_path / "fp" / "last.pt")["model"]
     b1 = load_checkpoint(tmp_path / "b1" / "last.pt")["model"]
-    assert torch.equal(b1["conv2.parametrizations.weight.original"], fp["conv2.weight"])
+    moved = b1["conv2.parametrizations.weight.original"] - fp["conv2.weight"]
+    assert moved.abs().max() <= 1.01e-3
     assert _train(tmp_path / "bad", ndigits_dir, "-q", "sigmoid", "-e", "1",
                   "--init-from", str(tmp_path / "nothing.pt")) == 2
     assert "nothing.pt" in capsys.readouterr().err
@@ -266,8 +270,11 @@ def test_gradient_clipping_bounds_the_global_norm():
     clip_gradients(model, 5.0)
     total = torch.sqrt(sum(p.grad.square().sum() for p in model.parameters()))
     assert total == pytest.approx(5.0, rel=1e-4)
-    with pytest.raises(ValueError, match="--grad-clip"):
-        TrainConfig(grad_clip=-1.0).validate()
+    for bad in ({"grad_clip": -1.0}, {"scale_lr": 0.0}, {"t_ramp": 1.5}, {"val_fraction": 1.0},
+                {"calibration_samples": -1}, {"gradient": "ste"},
+                {"temperature_schedule": "sawtooth"}, {"layer_bits": {"conv1": "8"}}):
+        with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
+            TrainConfig(**bad).validate()
 
 
 def test_sweep_fine_tunes_quantized_runs_from_its_float_runs(tmp_path, ndigits_dir):

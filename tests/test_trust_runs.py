@@ -41,7 +41,7 @@ def test_resume_with_more_epochs_keeps_learning(tmp_path, ndigits_dir, capsys, f
     second = load_checkpoint(out / "last.pt")
     assert second["epoch"] == 2
     assert not torch.equal(first["model"][WEIGHT], second["model"][WEIGHT])
-    assert second["lr_scheduler"]["T_max"] == 2
+    assert second["lr_scheduler"]["last_epoch"] == 2
     assert second["temperature"]["total_epochs"] == 2
 
 

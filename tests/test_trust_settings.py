@@ -91,8 +91,8 @@ def test_sweep_file_tables_and_types_are_checked(tmp_path, text, needle):
     ["train", "--t-max", "inf"],
     ["train", "--num-workers", "-1"],
     ["train", "--seed", "-3"],
-    ["demo", "--batch-size", "0"],
-    ["demo", "--lr", "-0.1"],
+    ["demo", "--epochs", "0"],
+    ["demo", "--fine-tune-epochs", "-1"],
 ])
 def test_every_numeric_flag_is_checked_when_parsed(argv, capsys):
     with pytest.raises(SystemExit) as stop:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +100,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         from ..quant import QUANTIZERS
+        from ..quant.schedule import KINDS
         from ..quant.sigmoid import GRADIENTS
 
         if self.quantizer not in QUANTIZERS:
@@ -111,27 +111,17 @@ class TrainConfig:
             raise ValueError(f"--loss must be one of {LOSSES}, got {self.loss!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"--optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.epochs < 1:
-            raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.scale_lr_schedule not in LR_SCHEDULES:
             raise ValueError(
                 f"--scale-lr-schedule must be one of {LR_SCHEDULES}, got {self.scale_lr_schedule!r}"
             )
         if self.gradient not in GRADIENTS:
             raise ValueError(f"--gradient must be one of {GRADIENTS}, got {self.gradient!r}")
-        for flag, value in (("--grad-clip", self.grad_clip), ("--scale-lr", self.scale_lr)):
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{flag} must be a positive number, got {value}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.calibration_samples < 0:
+        if self.temperature_schedule not in KINDS:
             raise ValueError(
-                f"--calibration-samples must be 0 or more, got {self.calibration_samples}"
+                f"--temperature-schedule must be one of {', '.join(KINDS)}, "
+                f"got {self.temperature_schedule!r}"
             )
-        if self.time_steps is not None and self.time_steps < 1:
-            raise ValueError(f"--time-steps must be at least 1, got {self.time_steps}")
         check_types(type(self), self.to_dict(), "the settings")
         check_ranges(self)
         check_device(self.device)

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 
 # The tables a `train --config` file may hold, and the nested tables (dict-valued settings).
 TRAIN_TABLE = "train"
-DICT_SETTINGS = ("model_overrides",)
+DICT_SETTINGS = ("model_overrides", "layer_bits")
 
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
                list: "a list", dict: "a table"}
@@ -54,7 +54,10 @@ def _matches(value: Any, tp: Any) -> bool:
         return isinstance(value, (list, tuple)) and (
             not args or all(_matches(v, args[0]) for v in value))
     if origin is dict or tp is dict:
-        return isinstance(value, Mapping)
+        args = typing.get_args(tp)
+        return isinstance(value, Mapping) and (
+            not args or all(_matches(k, args[0]) and _matches(v, args[1])
+                            for k, v in value.items()))
     return True  # a kind of annotation this check does not know: left to the code using it
 
 
@@ -105,9 +108,14 @@ def check_ranges(cfg: Any) -> None:
     _number(cfg, "lr", 0, above=True)
     _number(cfg, "weight_decay", 0)
     _number(cfg, "momentum", 0, high=1)
-    _number(cfg, "t0", 0, above=True)
+    _number(cfg, "t0", 0, above=True, optional=True)
     _number(cfg, "t_max", 0, above=True, optional=True)
     _number(cfg, "t_growth", 0, above=True)
+    _number(cfg, "t_ramp", 0, above=True, high=1)
+    _number(cfg, "grad_clip", 0, above=True, optional=True)
+    _number(cfg, "scale_lr", 0, above=True, optional=True)
+    _number(cfg, "val_fraction", 0, high=0.9)
+    _number(cfg, "calibration_samples", 0, integer=True)
     if cfg.levels is not None:
         from ..quant.levels import validate_levels
 
