@@ -41,22 +41,26 @@ def _grad_w(quantizer: SigmoidQuantizer, w: torch.Tensor) -> torch.Tensor:
     return w.grad
 
 
-@pytest.mark.parametrize("bits", [1, 2])
-def test_reference_gradient_is_the_t1_slope_scaled_by_t(bits):
+@pytest.mark.parametrize("bits, per_channel", [(1, False), (1, True), (2, False)])
+def test_reference_gradient_is_the_t1_slope_scaled_by_t(bits, per_channel):
     torch.manual_seed(0)
     w = torch.randn(64, 8)
-    exact = SigmoidQuantizer(resolve_levels(bits, None), temperature=50.0)
-    ref = SigmoidQuantizer(resolve_levels(bits, None), temperature=50.0, gradient="reference")
+    levels = resolve_levels(bits, None)
+    exact = SigmoidQuantizer(levels, temperature=50.0, gradient="exact", per_channel=per_channel)
+    ref = SigmoidQuantizer(levels, temperature=50.0, per_channel=per_channel)
+    assert ref.gradient == "reference"  # the default
     exact.reset(w)
     ref.reset(w)
     # same forward
     assert torch.equal(exact.soft(w), ref.soft(w))
-    x = ref.beta.detach() * w
+    beta = ref.beta.detach().view(-1, 1) if per_channel else ref.beta.detach()
+    alpha = ref.alpha.detach().view(-1, 1) if per_channel else ref.alpha.detach()
+    x = beta * w
     slope = torch.zeros_like(w)
     for b, s in zip(ref.positions, ref.heights):
         sig = torch.sigmoid(x - b)
         slope += s * sig * (1 - sig)
-    expected = ref.alpha.detach() * ref.beta.detach() * 50.0 * slope
+    expected = alpha * beta * 50.0 * slope
     torch.testing.assert_close(_grad_w(ref, w), expected, rtol=1e-5, atol=1e-6)
     # far from every step the exact gradient has vanished at T = 50, the reference's has not
     far = (x - ref.positions.view(-1, 1, 1)).abs().amin(0) > 0.5

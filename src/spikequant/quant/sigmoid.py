@@ -159,7 +159,7 @@ class SigmoidQuantizer(WeightQuantizer):
         boundaries: str = "kmeans",
         per_channel: bool = False,
         learn_scales: bool = True,
-        gradient: str = "exact",
+        gradient: str = "reference",
     ) -> None:
         super().__init__(levels)
         if boundaries not in ("kmeans", "midpoints"):

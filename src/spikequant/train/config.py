@@ -72,7 +72,7 @@ class TrainConfig:
     t_growth: float = 1.5
     t_ramp: float = 0.8
     temperature_per_step: bool = True  # T rises every step, not once an epoch
-    gradient: str = "exact"  # the sigmoid quantizer's backward: "exact" or "reference"
+    gradient: str = "reference"  # the sigmoid quantizer's backward: "reference" or "exact"
     # the evaluated network: batch-norm statistics re-estimated with hard weights before each
     # evaluation (quantized runs), on a fixed slice of the training data of this many samples
     bn_recalibration: bool = True
