@@ -322,3 +322,23 @@ def test_quantize_model_layer_bits():
                          ({"9": 2}, "layer_bits pattern '9' matches no")):
         with pytest.raises(ValueError, match=message):
             quantize_model(nn.Sequential(nn.Linear(3, 3)), "sigmoid", 1, layer_bits=bad)
+
+
+def test_every_published_config_loads_and_uses_the_recipe():
+    from pathlib import Path
+
+    from spikequant.train.config import load_config_file
+    from spikequant.train.sweep import load_sweep
+
+    files = sorted((Path(__file__).parent.parent / "configs").glob("*/*.toml"))
+    assert len(files) >= 45
+    for path in files:
+        if "sweep" in path.name:
+            spec = load_sweep(path)
+            configs = [spec.config(point) for point in spec.points()]
+        else:
+            configs = [TrainConfig.from_dict(load_config_file(path))]
+        for cfg in configs:
+            cfg.device = "cpu"
+            cfg.validate()
+            assert cfg.temperature_schedule == "geometric" and cfg.gradient == "reference", path
