@@ -71,6 +71,7 @@ class TrainConfig:
     exclude: list[str] = field(default_factory=list)
     layer_bits: dict[str, int] = field(default_factory=dict)  # e.g. {"conv1": 8}
     per_channel: bool = False
+    state_bits: int | None = None  # fixed-point neuron state (e.g. 8..16); None: float
     # data
     num_workers: int = 0
     augment: bool = False
@@ -114,6 +115,7 @@ class TrainConfig:
             raise ValueError(
                 f"--calibration-samples must be 0 or more, got {self.calibration_samples}"
             )
+        self._validate_state_bits()
         if self.time_steps is not None and self.time_steps < 1:
             raise ValueError(f"--time-steps must be at least 1, got {self.time_steps}")
         if self.device.startswith("cuda"):
@@ -124,6 +126,21 @@ class TrainConfig:
                     "--device cuda asked for, but this torch build sees no CUDA GPU; "
                     "use --device cpu or install a CUDA build of torch (README)"
                 )
+
+    def _validate_state_bits(self) -> None:
+        from ..snn.fixed_point import check_state_bits
+
+        try:
+            check_state_bits(self.state_bits)
+        except ValueError as err:
+            raise ValueError(f"--state-bits: {err}") from None
+        if self.state_bits is not None and (self.quantizer == "none" or self.exclude):
+            raise ValueError(
+                "--state-bits needs every conv / linear layer quantized (integer weights), but "
+                + ("--quantizer none keeps them float" if self.quantizer == "none" else
+                   f"--exclude {' '.join(self.exclude)} keeps some float")
+                + "; give those layers their own precision with --layer-bits NAME=BITS instead"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

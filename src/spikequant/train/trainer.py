@@ -34,7 +34,7 @@ from .state import capture_rng, restore_rng, seed_everything
 
 RESUME_KEYS = (
     "dataset", "quantizer", "bits", "levels", "layer_bits", "model", "time_steps", "seed",
-    "val_fraction", "val_seed",
+    "val_fraction", "val_seed", "state_bits",
 )
 
 
@@ -98,6 +98,7 @@ def build_model(cfg: TrainConfig) -> nn.Module:
         quantizer=cfg.quantizer,
         bits=cfg.bits,
         levels=cfg.levels,
+        state_bits=cfg.state_bits,
         **overrides,
     )
 
@@ -322,6 +323,7 @@ def metrics_of(run: Run, final: bool) -> dict[str, Any]:
         "bits": FLOAT_BITS if cfg.quantizer == "none" else cfg.bits,
         "levels": cfg.levels,
         "layer_bits": dict(cfg.layer_bits),
+        "state_bits": cfg.state_bits,  # None: float neuron state
         "model": cfg.model or cfg.dataset,
         "epochs": cfg.epochs,
         "epochs_completed": run.epoch,
