@@ -43,16 +43,15 @@ WEIGHT_CHUNK_BYTES = 4 << 20  # float32 levels of one slice of a layer's weights
 def unpack_code_range(packed: torch.Tensor, bits: int, start: int, count: int) -> torch.Tensor:
     """Codes [start, start + count) of a bit-packed stream (export.bitpack's layout: code i at
     stream bits [i * bits, (i + 1) * bits), bit 0 first, stream bit j = bit j % 8 of byte
-    j // 8) as int64, unpacking only the bytes that hold them."""
+    j // 8) as int32, unpacking only the bytes that hold them."""
     first, end = start * bits, (start + count) * bits
     raw = packed[first // 8 : (end + 7) // 8]
     shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
-    stream = ((raw.unsqueeze(1) >> shifts) & 1).flatten()
-    stream = stream[first % 8 : first % 8 + count * bits].to(torch.int64)
+    stream = ((raw.unsqueeze(1) >> shifts) & 1).flatten()[first % 8 : first % 8 + count * bits]
     if bits == 1:
-        return stream
-    weights = 1 << torch.arange(bits, dtype=torch.int64, device=packed.device)
-    return (stream.view(count, bits) * weights).sum(1)
+        return stream.to(torch.int32)
+    weights = 1 << torch.arange(bits, dtype=torch.int32, device=packed.device)
+    return (stream.view(count, bits).to(torch.int32) * weights).sum(1, dtype=torch.int32)
 
 
 class IntegerNetwork(nn.Module):
@@ -125,10 +124,10 @@ class IntegerNetwork(nn.Module):
         fan_in = stage.fan_in
         codes = unpack_code_range(packed, self.bits[stage.name], first * fan_in,
                                   (last - first) * fan_in)
-        levels = stage.fold.level_ints.to(packed.device)
+        levels = stage.fold.level_ints.to(packed.device, dtype)
         if codes.numel() and int(codes.max()) >= levels.numel():
             raise ValueError(f"layer {stage.name}: a code exceeds its {levels.numel()} levels")
-        return levels[codes].to(dtype).view(last - first, *stage.weight_shape[1:])
+        return levels[codes].view(last - first, *stage.weight_shape[1:])
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         counts = self.spike_counts(x_seq)

@@ -139,7 +139,7 @@ def compiled(model: nn.Module) -> _Compiled:
     return result
 
 
-ACC_SLICE_BYTES = 16 << 20  # int64 accumulator of one slice of a stage (channels x samples)
+ACC_SLICE_BYTES = 8 << 20  # int64 accumulator of one slice of a stage (channels x samples)
 
 WeightSlice = Callable[[IntegerStage, int, int, torch.dtype], torch.Tensor]
 
@@ -168,7 +168,7 @@ def run_program(program: IntegerProgram, x_seq: torch.Tensor, weight_slice: Weig
                 i += 2 if pool is not None else 1
                 continue
             if isinstance(op, MaxPoolOp):
-                h = F.max_pool2d(h.flatten(0, 1), op.kernel, op.stride, op.padding)
+                h = F.max_pool2d(h.flatten(0, 1).float(), op.kernel, op.stride, op.padding)
                 h = h.unflatten(0, (steps, -1))
             elif isinstance(op, FlattenOp):
                 h = h.flatten(2)
@@ -179,13 +179,14 @@ def run_program(program: IntegerProgram, x_seq: torch.Tensor, weight_slice: Weig
 
 def _run_stage(stage: IntegerStage, h: torch.Tensor, peak: float, weight_slice: WeightSlice,
                width: int, pool: MaxPoolOp | None) -> torch.Tensor:
-    """The stage's spikes (float32 0/1, [T, B, ...]), max-pooled by `pool` if given."""
+    """The stage's spikes (uint8 0/1, [T, B, ...]), max-pooled by `pool` if given. Input and
+    output stay whole; everything in between exists for one slice at a time."""
     fold = stage.fold
     device = h.device
     dtype = exact_dtype(device, stage.fan_in * float(fold.level_ints.abs().max()) * peak)
-    x = h.to(dtype)
-    steps, batch, channels = x.shape[0], x.shape[1], stage.weight_shape[0]
-    spatial = x[0, 0, 0].numel() if stage.kind == "conv" else 1
+    steps, batch, channels = h.shape[0], h.shape[1], stage.weight_shape[0]
+    spatial = h[0, 0, 0].numel() if stage.kind == "conv" else 1
+    width = max(1, min(width, ACC_SLICE_BYTES // (8 * steps * spatial)))
     samples = max(1, min(batch, ACC_SLICE_BYTES // (8 * steps * width * spatial)))
     mult, offset = fold.mult.to(device), fold.offset.to(device)
     out = None
@@ -194,16 +195,15 @@ def _run_stage(stage: IntegerStage, h: torch.Tensor, peak: float, weight_slice: 
         weight = weight_slice(stage, first, last, dtype)
         for b0 in range(0, batch, samples):
             b1 = min(b0 + samples, batch)
-            acc = accumulate(stage, x[:, b0:b1].flatten(0, 1), weight)
+            acc = accumulate(stage, h[:, b0:b1].flatten(0, 1).to(dtype), weight)
             drive = fixed_point_drive(acc, mult[first:last], offset[first:last], fold.shift)
-            del acc
+            del acc  # the drive overwrote it
             s = fold.neuron.run(drive.unflatten(0, (steps, -1))).flatten(0, 1)
             del drive
-            s = s.to(torch.float32)
             if pool is not None:
-                s = F.max_pool2d(s, pool.kernel, pool.stride, pool.padding)
+                s = F.max_pool2d(s.to(torch.float32), pool.kernel, pool.stride, pool.padding)
             if out is None:
-                out = torch.empty((steps, batch, channels, *s.shape[2:]), dtype=torch.float32,
+                out = torch.empty((steps, batch, channels, *s.shape[2:]), dtype=torch.uint8,
                                   device=device)
             out[:, b0:b1, first:last] = s.unflatten(0, (steps, -1))
     return out

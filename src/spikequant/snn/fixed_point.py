@@ -135,12 +135,13 @@ class IntegerNeuron:
         return (1 << (self.bits - 1)) - 1
 
     def run(self, drive: torch.Tensor) -> torch.Tensor:
-        """Spikes (bool [T, ...]) for integer input drive D ([T, ...], int64), from rest."""
+        """Spikes (bool [T, ...]) for integer input drive D ([T, ...], int64, clamped in place
+        to where it saturates the membrane), from rest."""
         # V - leak lies within +-2^(K+1), so an input beyond +-2^(K+2) saturates H either way:
         # clamping it there changes nothing and lets K <= 15 run in int32.
         reach = 1 << (self.bits + 2)
         dtype = torch.int32 if self.bits <= 15 else torch.int64
-        drive = drive.clamp(-reach, reach).to(dtype)
+        drive = drive.clamp_(-reach, reach).to(dtype)
         spikes = torch.empty(drive.shape, dtype=torch.bool, device=drive.device)
         v = torch.full_like(drive[0], self.rest)
         for t in range(drive.shape[0]):

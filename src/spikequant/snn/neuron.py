@@ -88,6 +88,8 @@ class BaseLIF(MultiStepModule):
         grid = self.state_grid()
         decay, v_reset = self.decay(), self.v_reset
         if grid is not None:
+            if x_seq.dtype in (torch.float16, torch.bfloat16):  # too coarse for a fine grid
+                x_seq = x_seq.float()
             decay = grid.quantize_decay(decay)
             v_reset = None if v_reset is None else grid.to_int(v_reset) * grid.step
             v = None if v is None else _snap(v, grid)
