@@ -40,7 +40,8 @@ def parse_width(text: str) -> str | int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a state width is 'float' or an integer, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"a state width is 'float' or an integer, got {text!r}") from None
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
