@@ -33,9 +33,11 @@ CPU_RUNS: list[tuple[str, str, list[str]]] = [
       "--warmup", "1"]),
     ("Inference: packed file against fake-quant checkpoint", "bench_inference.py",
      ["--network", "nmnist", "--batch", "16", "--time-steps", "10"]),
+    ("Integer-only inference: run-time memory against float", "bench_integer_infer.py",
+     ["--network", "nmnist", "--batch", "16", "--time-steps", "10"]),
     ("Event-to-frame conversion", "bench_frames.py", []),
 ]
-THREADED = ("bench_training.py", "bench_inference.py")
+THREADED = ("bench_training.py", "bench_inference.py", "bench_integer_infer.py")
 
 # The study's sizes, for a GPU.
 CUDA_RUNS: list[tuple[str, str, list[str]]] = [

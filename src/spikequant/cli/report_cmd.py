@@ -96,6 +96,10 @@ def _synops(args: argparse.Namespace, model, run_info: dict, levels):
     data = get_dataset(dataset, args.split, data_dir=args.data_dir or run_info.get("data_dir"),
                        time_steps=time_steps, split_by=run_info.get("split_by", "number"))
     data = Subset(data, range(min(args.num_samples, len(data))))
+    if getattr(model, "state_bits", None) is not None:
+        # counting hooks see the module-by-module forward, not the integer evaluation; its
+        # float-state twin fires nearly the same spikes
+        model.set_state_bits(None)
     model = model.to(args.device)
     batches = (to_time_major(x.to(args.device)).float()
                for x, _ in DataLoader(data, batch_size=args.batch_size))

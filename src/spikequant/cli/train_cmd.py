@@ -42,6 +42,7 @@ _FLAG_FIELDS = (
     "t_ramp",
     "val_fraction",
     "calibration_samples",
+    "state_bits",
 )
 
 
@@ -190,6 +191,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "classifier=8 (module name or glob; repeatable; the others take --bits)",
     )
     g.add_argument("--per-channel", action="store_true", help="one scale per output channel")
+    g.add_argument(
+        "--state-bits",
+        type=int,
+        default=None,
+        metavar="K",
+        help="keep the neuron state (membrane, threshold, leak, folded batch norm) in K-bit "
+        "fixed point, 4..24 (e.g. 8, 12, 16), as neuromorphic hardware does: straight-through "
+        "gradients in training, exact integer arithmetic in evaluation and in `infer` "
+        "[default: float state]",
+    )
     g.add_argument("--augment", action="store_true", help="random crop, flip and roll")
     g.add_argument("--num-workers", type=non_negative_int, default=None,
                    help="DataLoader workers [default: 0]")

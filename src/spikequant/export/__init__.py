@@ -26,6 +26,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "EnergyCosts",
+    "IntegerNetwork",
     "MemoryReport",
     "SynOpsCounter",
     "SynOpsReport",
@@ -59,4 +60,8 @@ def __getattr__(name: str):
         from . import nir_export
 
         return getattr(nir_export, name)
+    if name == "IntegerNetwork":  # integer-only inference: brings in the networks' registry
+        from .integer_infer import IntegerNetwork
+
+        return IntegerNetwork
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

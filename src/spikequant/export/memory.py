@@ -10,6 +10,10 @@ What stays float, and why:
   neuron's firing point, and they are a few thousand numbers against millions of weights.
   `float_dtype="float16"` halves them (lossy).
 - the safetensors header (tensor names, shapes, the JSON architecture and a SHA-256).
+
+A network with fixed-point neuron state (trained with --state-bits K) also stores, per neuron
+layer, an integer multiplier and offset a channel and a few integers (integer_params): the
+report lists their bytes and K, the width of every membrane potential at run time.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class MemoryReport:
     floats: list[FloatRow] = field(default_factory=list)
     file_bytes: int = 0
     header_bytes: int = 0
+    state_bits: int | None = None  # None: float neuron state
+    integer_bytes: int = 0
 
     @property
     def fp32_bytes(self) -> int:
@@ -83,6 +89,8 @@ class MemoryReport:
             "float_part_bytes": sum(r.bytes for r in self.floats),
             "float_part_numbers": sum(r.numbers for r in self.floats),
             "header_bytes": self.header_bytes,
+            "state_bits": self.state_bits,
+            "integer_param_bytes": self.integer_bytes,
             "file_bytes": self.file_bytes,
             "saving": self.saving,
             "weight_saving": self.weight_saving,
@@ -122,6 +130,10 @@ def report_from_header(header: dict[str, Any], file_bytes: int, header_bytes: in
         row.bytes += end - start
         row.fp32_bytes += 4 * n
     rep.floats = list(groups.values())
+    if info.get("integer"):
+        rep.state_bits = int(info["integer"]["state_bits"])
+        rep.integer_bytes = sum(entry["data_offsets"][1] - entry["data_offsets"][0]
+                                for key, entry in header.items() if key.startswith("i:"))
     return rep
 
 
@@ -168,6 +180,9 @@ def format_report(rep: MemoryReport, title: str = "memory report") -> str:
         f"  scales + level sets    {t['scale_and_level_bytes']:>14,} B",
         f"  float parts            {t['float_part_bytes']:>14,} B  "
         f"({t['float_part_numbers']:,} numbers)",
+        *([f"  integer neuron params  {t['integer_param_bytes']:>14,} B  "
+           f"({t['state_bits']}-bit neuron state: multiplier and offset a channel)"]
+          if t["state_bits"] is not None else []),
         f"  header (safetensors)   {t['header_bytes']:>14,} B",
         f"file on disk             {t['file_bytes']:>14,} B  ({_kib(t['file_bytes'])})",
         f"saving (fp32 / file)     {t['saving']:>14.2f}x   (weights alone: "

@@ -5,6 +5,7 @@ Layout (format "spikequant-packed", version 1). Tensors, by name:
                                                   packed as `bitpack.pack_bits` documents
     q:<key>:scale    float32, [] or [C_out, 1, ...]   the weight is scale * levels[codes]
     q:<key>:levels   float32 [L]                  the layer's level set
+    i:<layer>:...    integers of a network with fixed-point neuron state (integer_params)
     f:<key>          float32 (or float16 with float_dtype="float16"; integer buffers keep
                      their dtype): every other tensor inference reads (batch norm statistics
                      and affine, biases, PLIF time-constant parameters, unquantized layers)
@@ -112,6 +113,7 @@ def serialize_packed(
         else:
             floats[key] = _store_float(key, value, FLOAT_DTYPES[float_dtype], tensors)
     from .. import __version__
+    from .integer_params import integer_section
 
     info = {
         "model_config": getattr(model, "config", None),
@@ -121,6 +123,9 @@ def serialize_packed(
         "metadata": metadata or {},
         "writer": f"spikequant {__version__}",
     }
+    integer = integer_section(model, tensors)  # fixed-point state: its integer parameters
+    if integer is not None:
+        info["integer"] = integer
     header = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
@@ -295,4 +300,5 @@ def _build(path: Path, config: dict | None, state: dict[str, torch.Tensor]) -> n
     if problem:
         raise _bad(path, f"its tensors do not fit the network its model_config declares: "
                          f"{problem}")
-    return build(**{**config, "quantizer": "none"})
+    # the float twin: fixed-point state needs integer weights (integer_infer runs those files)
+    return build(**{**config, "quantizer": "none", "state_bits": None})

@@ -23,6 +23,9 @@ chain (the study's networks do). Mapping, per time step (NIR graphs are continuo
   Flatten (module or a reshape between modules) -> nir.Flatten; dropout -> nothing (eval).
 - The network's readout (output spikes averaged over the time steps) is outside the graph; the
   graph's metadata says so.
+
+A registered network with fixed-point neuron state exports its integers instead (integer
+weights, thresholds, leaks and per-channel multipliers): see `nir_integer`.
 """
 
 from __future__ import annotations
@@ -330,6 +333,10 @@ def to_nir(
     """
     import nir
 
+    if getattr(model, "state_bits", None) is not None:
+        from .nir_integer import integer_nir_graph
+
+        return integer_nir_graph(model, time_steps=time_steps, dt=dt)
     shape_in = tuple(input_shape) if input_shape is not None else _model_input_shape(model)
     nodes, shape_out = _nodes_for(trace_calls(model, shape_in), shape_in, dt)
     node_dict = {"input": nir.Input(input_type={"input": np.array(shape_in)})}

@@ -7,9 +7,10 @@ call.
 
 Batch norm in quantized networks: BN layers stay float (running statistics and affine
 parameters are not quantized; only conv and linear weights are). Export counts them as float
-parameters. BN directly follows each convolution, so at inference it could be folded into a
-per-channel scale and a threshold shift; the study's method quantizes weights only, so we keep
-BN as it is.
+parameters. With fixed-point neuron state (`build(..., state_bits=K)`), evaluation folds each BN
+with its layer's weight scale and neuron leak into per-channel integer multipliers and offsets
+(`integer_program`), and the network computes that integer program exactly
+(`fixed_point_forward`).
 """
 
 from .convnet import SpikingConvNet

@@ -14,6 +14,10 @@ first convolution and the output layer float in every network.
 
 Dropout is `TimeSharedDropout`: one mask per sample shared by all time steps (as the paper's
 code), not an independent mask per step.
+
+With fixed-point neuron state (`set_state_bits(K)`, or `build(..., state_bits=K)`) the neurons
+keep their membrane on a K-bit grid in training, and evaluation (batch norm on its running
+statistics) computes the network's integer program exactly (`fixed_point_forward`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..snn import SpikingSequential, TimeSharedDropout, make_neuron
+from ..snn import BaseLIF, SpikingSequential, TimeSharedDropout, make_neuron
+from ..snn.fixed_point import check_state_bits
 
 
 def _neuron(kind: str, tau: float, surrogate: str) -> nn.Module:
@@ -106,7 +111,33 @@ class SpikingConvNet(SpikingSequential):
         self.num_classes = num_classes
         self.votes = votes
         self.input_shape = (in_channels, height, width)
+        self.state_bits: int | None = None
         self._config_problem = "the model was made directly, not by spikequant.models.build"
+
+    def set_state_bits(self, bits: int | None) -> None:
+        """Keep every neuron's state in `bits`-bit fixed point (None: float), and evaluate
+        with the exact integer arithmetic; needs every conv / linear layer quantized."""
+        bits = check_state_bits(bits)
+        if bits is not None:
+            from .fixed_point_forward import unquantized_layers
+
+            floats = unquantized_layers(self)
+            if floats:
+                raise ValueError(
+                    f"fixed-point state needs every conv / linear layer quantized (integer "
+                    f"weights); {', '.join(floats)} kept float weights. Give them their own "
+                    "precision instead (e.g. --layer-bits conv1=8) or drop --state-bits"
+                )
+        for m in self.modules():
+            if isinstance(m, BaseLIF):
+                m.set_state_bits(bits)
+        self.state_bits = bits
+
+    def _evaluates_in_integers(self) -> bool:
+        # batch-norm re-estimation runs the network in eval mode with batch norm training
+        return getattr(self, "state_bits", None) is not None and not self.training and not any(
+            m.training for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        )
 
     def set_config(self, config: dict[str, Any], problem: str | None = None) -> None:
         """Record how `build` made this model as `self.config` (JSON-serialisable;
@@ -129,6 +160,10 @@ class SpikingConvNet(SpikingSequential):
                 f"expected input [T, B, {', '.join(map(str, self.input_shape))}] (time first), "
                 f"got {tuple(x_seq.shape)}"
             )
+        if self._evaluates_in_integers():
+            from .fixed_point_forward import fixed_point_forward
+
+            return fixed_point_forward(self, x_seq)
         spikes = super().forward(x_seq)  # [T, B, num_classes * votes]
         rates = spikes.mean(0)
         return rates.unflatten(1, (self.num_classes, self.votes)).mean(2)

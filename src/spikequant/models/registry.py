@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..quant import quantize_model
+from ..snn.fixed_point import check_state_bits
 from .convnet import SpikingConvNet
 
 
@@ -148,9 +149,14 @@ def build(
     quantizer: str = "none",
     bits: int | None = 1,
     levels: Sequence[float] | torch.Tensor | None = None,
+    state_bits: int | None = None,
     **overrides: Any,
 ) -> SpikingConvNet:
     """A registered network, quantized with `quantizer` (default: float).
+
+    `state_bits` (4..24, e.g. 8, 12, 16; default None: float) keeps the neuron state in that
+    many bits of fixed point (spikequant.snn.fixed_point); evaluation then runs the exact
+    integer arithmetic of the exported network. It needs every conv / linear layer quantized.
 
     Architecture overrides: channels (one width for every conv block, or a list with one
     per block), hidden (None: no hidden FC layer), input_size (int or
@@ -166,6 +172,7 @@ def build(
     """
     spec = _spec(name)
     arch = _architecture(spec, overrides)
+    _check_state_bits(state_bits, quantizer, overrides)
     exclude = overrides.get("exclude", ())
     exclude_names, exclude_problem = _exclude_list(exclude)
     options, options_problem = _quant_options(overrides.get("quant_options"))
@@ -173,7 +180,8 @@ def build(
     model = _float_network(spec, arch)
     quantize_model(
         model, quantizer, bits, levels,
-        exclude=exclude if exclude_problem else exclude_names, layer_bits=layer_bits, **options,
+        exclude=exclude if exclude_problem else exclude_names, layer_bits=layer_bits,
+        state_bits=state_bits, **options,
     )
     config = {
         "name": name,
@@ -184,9 +192,24 @@ def build(
         "exclude": exclude_names,
         "quant_options": options,
         "layer_bits": layer_bits,
+        "state_bits": state_bits,
     }
     model.set_config(config, problem=exclude_problem or options_problem)
     return model
+
+
+def _check_state_bits(state_bits: int | None, quantizer: str, overrides: dict[str, Any]) -> None:
+    """Refuse, before building anything, fixed-point state on a network with float weights."""
+    if check_state_bits(state_bits) is None:
+        return
+    if quantizer == "none" or overrides.get("exclude"):
+        raise ValueError(
+            "fixed-point state (state_bits) needs every conv / linear layer quantized: "
+            + ("quantizer 'none' keeps float weights" if quantizer == "none" else
+               f"exclude={overrides['exclude']!r} keeps some float")
+            + "; give layers their own precision with layer_bits instead (e.g. "
+            "--layer-bits conv1=8)"
+        )
 
 
 def _float_network(spec: ModelSpec, arch: dict[str, Any]) -> SpikingConvNet:

@@ -253,6 +253,7 @@ def quantize_model(
     levels: Sequence[float] | torch.Tensor | None = None,
     exclude: Exclude = (),
     layer_bits: Mapping[str, int] | None = None,
+    state_bits: int | None = None,
     **options: Any,
 ) -> nn.Module:
     """Quantize the weights of every nn.Conv2d / nn.Linear of `model` in place; returns `model`.
@@ -265,13 +266,19 @@ def quantize_model(
     e.g. {"conv1": 8, "classifier": 8} (names or globs, first match wins; those layers take
     the symmetric levels of their width instead of `levels`). Layers already quantized are
     left as they are, so a second call does not quantize twice. `quantizer="none"` leaves the
-    model as it is.
+    weights as they are.
+
+    `state_bits` (e.g. 8..16) also puts the neuron state on a fixed-point grid: every module
+    with a `set_state_bits` method (spikequant's LIF and PLIF neurons, and the registered
+    networks, which then evaluate in exact integer arithmetic) gets it, after the weights.
     """
     make_quantizer(quantizer, bits, levels, **options)  # validate before touching the model
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     excluded = _exclusion(exclude, layers)
     own_bits = _layer_bits(layer_bits or {}, layers, quantizer, options)
+    stateful = _state_holders(model, state_bits)
     if quantizer == "none":
+        _set_state_bits(stateful, state_bits)
         return model
     for name, m in layers:
         if name in excluded or weight_quantizer(m) is not None:
@@ -284,7 +291,27 @@ def quantize_model(
             _replace(model, name, _twin_of(m, q))
         else:  # a subclass, or the model is itself the layer: quantize it where it is
             attach_quantizer(m, q)
+    _set_state_bits(stateful, state_bits)
     return model
+
+
+def _state_holders(model: nn.Module, state_bits: int | None) -> list[nn.Module]:
+    """The modules that take `state_bits`, innermost first (the neurons before a network that
+    checks them); an error when state bits are asked of a model that has none."""
+    if state_bits is None:
+        return []
+    holders = [m for m in model.modules() if callable(getattr(m, "set_state_bits", None))]
+    if not holders:
+        raise ValueError(
+            "state_bits: this model has no neuron with fixed-point state (spikequant.snn LIF "
+            "and PLIF have it; SpikingJelly's and snnTorch's neurons do not)"
+        )
+    return holders[::-1]
+
+
+def _set_state_bits(holders: list[nn.Module], state_bits: int | None) -> None:
+    for m in holders:
+        m.set_state_bits(state_bits)
 
 
 def _layer_bits(

@@ -14,7 +14,9 @@ recomputes the surrogate and reset derivatives one step at a time, so no tempora
 than one time step. With
 `detach_reset` the spike is treated as a constant in the reset (as SpikingJelly's option).
 `lif_multistep_reference` is the same dynamics written step by step with plain autograd; tests
-check that both agree.
+check that both agree. With a `state_grid` (spikequant.snn.fixed_point.StateGrid) the forward
+pass keeps the membrane on a fixed-point grid (input, leak and clamp as that module states)
+while the backward pass stays the float one: a straight-through gradient.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from .fixed_point import StateGrid
 from .surrogate import DERIVATIVES, SPIKE_FUNCTIONS
 
 Decay = float | torch.Tensor
@@ -43,9 +46,12 @@ def _input_drive(x_seq: torch.Tensor, k: Decay, rest: float, decay_input: bool) 
 class _LIFMultiStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
-                store_v_seq):
+                store_v_seq, state_grid=None):
         rest = 0.0 if v_reset is None else v_reset
-        h_seq = _input_drive(x_seq, k, rest, decay_input)
+        if state_grid is None:
+            h_seq = _input_drive(x_seq, k, rest, decay_input)
+        else:
+            h_seq = state_grid.drive(x_seq, k, decay_input)
         retain = 1 - k
         v_seq = torch.empty_like(x_seq) if store_v_seq else None
         v = v0  # None: at rest with potential 0, which adds nothing to h[0]
@@ -53,10 +59,14 @@ class _LIFMultiStep(torch.autograd.Function):
             h = h_seq[t]
             if v is None:
                 pass
+            elif state_grid is not None:
+                h.add_(v).sub_(state_grid.leak(v, k, rest))
             elif isinstance(retain, torch.Tensor):
                 h.addcmul_(v, retain)
             else:
                 h.add_(v, alpha=retain)
+            if state_grid is not None:
+                state_grid.clamp_(h)
             v = _reset(h, h >= threshold, threshold, v_reset)
             if v_seq is not None:
                 v_seq[t] = v
@@ -110,7 +120,7 @@ class _LIFMultiStep(torch.autograd.Function):
                 grad_x[t] = grad_h
         grad_v0 = carry if v0 is not None and ctx.needs_input_grad[1] else None
         grad_k = grad_k.reshape(k_tensor.shape).to(k_tensor.dtype) if want_k else None
-        return grad_x, grad_v0, grad_k, None, None, None, None, None, None, None
+        return grad_x, grad_v0, grad_k, None, None, None, None, None, None, None, None
 
 
 def _reset_slope(h, fired, sg, threshold, v_reset):
@@ -166,9 +176,12 @@ def lif_multistep(
     surrogate: str = "atan",
     alpha: float = 2.0,
     store_v_seq: bool = False,
+    state_grid: StateGrid | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run T steps of the LIF neuron. `decay` = 1/tau, a float or a 0-dim tensor (learnable, as
     PLIF's sigmoid(w)). `v0` defaults to the resting potential (v_reset, or 0 for soft reset).
+    `state_grid`: keep the membrane on that fixed-point grid (decay, v_reset and v0 are taken
+    as given: the caller puts them on the grid).
 
     Returns (spikes [T, ...], v) with v the membrane potential after the last step, or after
     every step ([T, ...], after reset) when `store_v_seq`."""
@@ -179,7 +192,7 @@ def lif_multistep(
         decay = decay.to(x_seq.dtype)
     return _LIFMultiStep.apply(
         x_seq, v0, decay, float(threshold), v_reset, decay_input, detach_reset, surrogate,
-        float(alpha), store_v_seq,
+        float(alpha), store_v_seq, state_grid,
     )
 
 

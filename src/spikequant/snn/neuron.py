@@ -7,6 +7,10 @@ resting potential, so nothing leaks from one batch to the next. To carry the mem
 across calls (streaming), use `forward_with_state(x_seq, v)` and pass the returned potential to
 the next call yourself.
 
+`set_state_bits(K)` keeps the membrane potential, threshold, leak and reset potential on a K-bit
+fixed-point grid in the forward pass (spikequant.snn.fixed_point states the format), with the
+float gradient in the backward pass (straight-through).
+
 PLIF's decay is k = 1/tau = sigmoid(w) with w learned, initialised at w = -log(tau0 - 1) so
 that k starts at 1/tau0; the sigmoid keeps tau > 1 for any w.
 """
@@ -18,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from .fixed_point import StateGrid, check_state_bits
 from .functional import lif_multistep
 from .layer import MultiStepModule
 from .surrogate import Surrogate, as_surrogate
@@ -56,6 +61,16 @@ class BaseLIF(MultiStepModule):
         self.surrogate = as_surrogate(surrogate)
         self.store_v_seq = store_v_seq
         self.v_seq: torch.Tensor | None = None
+        self.state_bits: int | None = None
+
+    def set_state_bits(self, bits: int | None) -> None:
+        """Keep the neuron state in `bits`-bit fixed point (None: float state)."""
+        self.state_bits = check_state_bits(bits)
+
+    def state_grid(self) -> StateGrid | None:
+        """The fixed-point grid of the membrane, or None for float state."""
+        bits = getattr(self, "state_bits", None)  # modules pickled before state bits existed
+        return None if bits is None else StateGrid(bits, self.threshold)
 
     def decay(self) -> float | torch.Tensor:
         """k = 1/tau."""
@@ -70,17 +85,26 @@ class BaseLIF(MultiStepModule):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(spikes [T, B, ...], potential after the last step [B, ...]) starting from `v`
         (rest when None)."""
+        grid = self.state_grid()
+        decay, v_reset = self.decay(), self.v_reset
+        if grid is not None:
+            if x_seq.dtype in (torch.float16, torch.bfloat16):  # too coarse for a fine grid
+                x_seq = x_seq.float()
+            decay = grid.quantize_decay(decay)
+            v_reset = None if v_reset is None else grid.to_int(v_reset) * grid.step
+            v = None if v is None else _snap(v, grid)
         spikes, v_out = lif_multistep(
             x_seq,
             v,
-            self.decay(),
+            decay,
             self.threshold,
-            self.v_reset,
+            v_reset,
             self.decay_input,
             self.detach_reset,
             self.surrogate.kind,
             self.surrogate.alpha,
             self.store_v_seq,
+            grid,
         )
         if self.store_v_seq:
             self.v_seq = v_out
@@ -89,10 +113,18 @@ class BaseLIF(MultiStepModule):
 
     def extra_repr(self) -> str:
         reset = "soft" if self.v_reset is None else f"hard to {self.v_reset:g}"
+        state = getattr(self, "state_bits", None)
         return (
             f"threshold={self.threshold:g}, reset={reset}, decay_input={self.decay_input}, "
             f"detach_reset={self.detach_reset}, surrogate={self.surrogate!r}"
+            + ("" if state is None else f", state_bits={state}")
         )
+
+
+def _snap(v: torch.Tensor, grid: StateGrid) -> torch.Tensor:
+    """A given membrane potential on the grid (straight-through)."""
+    on_grid = torch.floor(v.detach() / grid.step + 0.5).clamp_(grid.v_min, grid.v_max)
+    return v + (on_grid * grid.step - v).detach()
 
 
 class LIF(BaseLIF):

@@ -86,6 +86,7 @@ class TrainConfig:
     exclude: list[str] = field(default_factory=list)
     layer_bits: dict[str, int] = field(default_factory=dict)  # e.g. {"conv1": 8}
     per_channel: bool = False
+    state_bits: int | None = None  # fixed-point neuron state (e.g. 8..16); None: float
     # data
     num_workers: int = 0
     augment: bool = False
@@ -122,9 +123,25 @@ class TrainConfig:
                 f"--temperature-schedule must be one of {', '.join(KINDS)}, "
                 f"got {self.temperature_schedule!r}"
             )
+        self._validate_state_bits()
         check_types(type(self), self.to_dict(), "the settings")
         check_ranges(self)
         check_device(self.device)
+
+    def _validate_state_bits(self) -> None:
+        from ..snn.fixed_point import check_state_bits
+
+        try:
+            check_state_bits(self.state_bits)
+        except ValueError as err:
+            raise ValueError(f"--state-bits: {err}") from None
+        if self.state_bits is not None and (self.quantizer == "none" or self.exclude):
+            raise ValueError(
+                "--state-bits needs every conv / linear layer quantized (integer weights), but "
+                + ("--quantizer none keeps them float" if self.quantizer == "none" else
+                   f"--exclude {' '.join(self.exclude)} keeps some float")
+                + "; give those layers their own precision with --layer-bits NAME=BITS instead"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -95,6 +95,7 @@ def build_model(cfg: TrainConfig) -> nn.Module:
         quantizer=cfg.quantizer,
         bits=cfg.bits,
         levels=cfg.levels,
+        state_bits=cfg.state_bits,
         **overrides,
     )
 
@@ -309,6 +310,7 @@ def metrics_of(run: Run, final: bool) -> dict[str, Any]:
         "bits": weight_bits(cfg.quantizer, cfg.bits, cfg.levels),
         "levels": cfg.levels,
         "layer_bits": dict(cfg.layer_bits),
+        "state_bits": cfg.state_bits,  # None: float neuron state
         "model": cfg.model or cfg.dataset,
         "epochs": cfg.epochs,
         "epochs_completed": run.epoch,
