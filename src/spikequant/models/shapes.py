@@ -12,7 +12,7 @@ import torch
 
 from .registry import build_float_on_meta
 
-_NOT_ARCHITECTURE = ("name", "quantizer", "bits", "levels")
+_NOT_ARCHITECTURE = ("name", "quantizer", "bits", "levels", "state_bits")
 _PARAMETRIZED = "parametrizations.weight."
 # Buffers a file may leave out (packed files do: eval mode never reads the step counter).
 NOT_STORED = ("num_batches_tracked",)
