@@ -10,9 +10,11 @@ from typing import Any
 
 import torch
 
-from .registry import build_float_on_meta
+from .registry import ARCH_KEYS, build_float_on_meta
 
-_NOT_ARCHITECTURE = ("name", "quantizer", "bits", "levels", "state_bits")
+# model_config keys that do not change any tensor's shape
+_NOT_SHAPES = {"name", "quantizer", "bits", "levels", "state_bits", "exclude", "quant_options",
+               "layer_bits"}
 _PARAMETRIZED = "parametrizations.weight."
 # Buffers a file may leave out (packed files do: eval mode never reads the step counter).
 NOT_STORED = ("num_batches_tracked",)
@@ -33,7 +35,10 @@ def declared_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """{float state_dict key: shape} of the network `config` (a model_config) declares."""
     if not isinstance(config, Mapping) or not isinstance(config.get("name"), str):
         raise ValueError(f"model_config must be a dict naming a registered network, got {config!r}")
-    overrides = {k: v for k, v in config.items() if k not in _NOT_ARCHITECTURE}
+    unknown = set(config) - set(ARCH_KEYS) - _NOT_SHAPES
+    if unknown:
+        raise ValueError(f"its model_config has unknown key(s) {', '.join(sorted(unknown))}")
+    overrides = {k: v for k, v in config.items() if k in ARCH_KEYS}
     try:
         model = build_float_on_meta(config["name"], **overrides)
     except (TypeError, ValueError, KeyError, RuntimeError) as err:
