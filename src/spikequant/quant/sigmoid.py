@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from .._kernels import use_triton
 from .base import QuantizedWeight, WeightQuantizer, channel_view, reduce_per_channel
 
 KMEANS_SAMPLE = 200_000
@@ -184,6 +185,13 @@ class SigmoidQuantizer(WeightQuantizer):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return self.hard(weight)
+        if use_triton(weight):  # CUDA: one fused kernel each way (quant/kernels_triton.py)
+            from .kernels_triton import sigmoid_quantize_triton
+
+            return sigmoid_quantize_triton(
+                weight, self.alpha, self.beta, self.positions, self.heights, self.temperature,
+                self.levels[0], getattr(self, "gradient", "exact") == "reference",
+            )
         if self.positions.numel() == 1 and self.alpha.dim() == 0:
             dt = weight.dtype
             return _BinarySigmoid.apply(
