@@ -110,9 +110,17 @@ def _lif_backward_kernel(
     if HAS_GRAD_V and not STORE_V:
         carry = tl.load(grad_v_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     grad_k = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
+    if HAS_V0:
+        v_start = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        v_start = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
+    # each h[t] is read once: step t's h[t-1] is the next iteration's h
+    h_next = tl.load(h_ptr + (steps - 1) * n + offs, mask=mask, other=0.0).to(tl.float32)
     for i in range(steps):
         t = steps - 1 - i
-        h = tl.load(h_ptr + t * n + offs, mask=mask, other=0.0).to(tl.float32)
+        h = h_next
+        t_prev = tl.maximum(t - 1, 0)  # at t = 0 a harmless reread, replaced by v_start below
+        h_next = tl.load(h_ptr + t_prev * n + offs, mask=mask, other=0.0).to(tl.float32)
         fired = h >= threshold
         sg = _surrogate_grad(h - threshold, alpha, SURROGATE)
         grad_h = sg * tl.load(grad_s_ptr + t * n + offs, mask=mask, other=0.0).to(tl.float32)
@@ -128,17 +136,12 @@ def _lif_backward_kernel(
         else:
             grad_h += tl.where(fired, 0.0, carry)
         if WANT_K:
-            # dh[t]/dk = (x[t] +) r - v[t-1], v[t-1] rebuilt from the saved h[t-1]
-            if t > 0:
-                prev = tl.load(h_ptr + (t - 1) * n + offs, mask=mask, other=0.0).to(tl.float32)
-                if SOFT_RESET:
-                    v_prev = tl.where(prev >= threshold, prev - threshold, prev)
-                else:
-                    v_prev = tl.where(prev >= threshold, rest, prev)
-            elif HAS_V0:
-                v_prev = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            # dh[t]/dk = (x[t] +) r - v[t-1], v[t-1] rebuilt from h[t-1] (v0 or rest at t = 0)
+            if SOFT_RESET:
+                v_prev = tl.where(h_next >= threshold, h_next - threshold, h_next)
             else:
-                v_prev = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
+                v_prev = tl.where(h_next >= threshold, rest, h_next)
+            v_prev = tl.where(t > 0, v_prev, v_start)
             slope = rest - v_prev
             if DECAY_INPUT:
                 slope += tl.load(x_ptr + t * n + offs, mask=mask, other=0.0).to(tl.float32)
