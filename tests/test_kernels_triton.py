@@ -174,7 +174,10 @@ def test_quantizer_kernel_matches_torch(name, per_channel):
     assert "Triton" in type(tri_fn).__name__ and "Triton" not in type(ref_fn).__name__
     for what, got, want in zip(("Q(w)", "grad w", "grad alpha", "grad beta"), tri, ref):
         assert got.shape == want.shape, what
-        torch.testing.assert_close(got, want, rtol=2e-5, atol=1e-6, msg=what)
+        # alpha and beta gradients are float32 sums of 1100 terms of either sign
+        atol = 5e-5 if what.startswith("grad ") and what != "grad w" else 1e-6
+        torch.testing.assert_close(got, want, rtol=2e-5, atol=atol,
+                                   msg=lambda m, what=what: f"{what}: {m}")
 
 
 def test_quantizer_kernel_eight_bits_on_a_conv_weight():
@@ -246,7 +249,7 @@ def test_quantized_network_step_matches_torch():
     assert any(g.abs().sum() > 0 for g in grads["torch"].values())
     for name, want in grads["torch"].items():
         torch.testing.assert_close(grads["triton"][name], want, rtol=1e-4, atol=1e-6,
-                                   msg=name)
+                                   msg=lambda m, name=name: f"{name}: {m}")
 
 
 # ---------------------------------------------------------------------- choosing the kernels
