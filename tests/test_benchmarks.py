@@ -176,3 +176,15 @@ def test_gpu_check_dry_run_does_every_step_on_the_cpu(tmp_path):
         row = next(line for line in report.splitlines() if f"| {name} |" in line)
         assert float(row.split("|")[5]) > 0, row
     assert not (tmp_path / "gpu_check_json").exists()  # its scratch files are removed
+
+
+def test_epoch_benchmark_on_a_generated_nmnist_folder(tmp_path):
+    stdout, result = _run("bench_epoch.py", "--datasets", "nmnist", "--recordings", "14",
+                          "--batch-size", "4", "--time-steps", "2", "--phases", "cold",
+                          tmp_path=tmp_path)
+    (row,) = result["rows"]
+    assert row.get("error") is None, row
+    assert row["steps"] == 3  # 12 training recordings (6:1 split of 14) in batches of 4
+    assert 0 < row["step_sum_s"] < row["epoch_s"] < row["wall_s"] < row["process_s"]
+    assert row["overhead"] == pytest.approx(row["wall_s"] / row["step_sum_s"] - 1)
+    assert "| nmnist format, 14 recordings | cold | 3 |" in stdout
