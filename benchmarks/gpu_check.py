@@ -10,8 +10,9 @@ Steps (each in its own process; a failing step is reported and the run goes on):
    internet works, given a CUDA torch and triton (a CUDA torch ships with one).
 2. kernel tests: `tests/test_kernels_triton.py` (the Triton neuron and quantizer against the
    torch implementations) compiled on CUDA; with --dry-run under Triton's interpreter.
-3. kernel parity and speed at the study's shapes: the fused neuron (PLIF as the study's
-   networks use it) and the binary / 3-bit quantizers, Triton against torch, forward+backward.
+3. kernel parity and speed at the study's shapes (`benchmarks/kernel_parity.py`): the fused
+   neuron (PLIF as the study's networks use it) and the binary / 3-bit quantizers, Triton
+   against torch, forward + backward.
 4. training step of the study's networks (batch 16; N-MNIST T=10, DVS128 Gesture and
    CIFAR10-DVS T=20) with AMP, for spikequant float, spikequant binary sigmoid and
    SpikingJelly (its automatic choice, the fastest backend it finds; skipped with a note where
@@ -147,85 +148,11 @@ def kernel_tests(args: argparse.Namespace, env: dict[str, str], info: dict[str, 
 # ------------------------------------------------------------- step 3: kernel parity and speed
 
 
-def parity_worker(args: argparse.Namespace) -> int:
-    """Run in a child: Triton against torch at the given shapes; prints @@parity JSON lines."""
-    import torch
-
-    from spikequant._kernels import use_kernels
-    from spikequant.quant import SigmoidQuantizer, symmetric_levels
-    from spikequant.snn import PLIF
-
-    device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    def timed(fn, repeats: int) -> tuple[Any, float]:
-        result = fn()  # compiles / warms up
-        sync()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append((time.perf_counter() - start) * 1e3)
-        return result, sorted(times)[len(times) // 2]
-
-    def compare(name: str, make_case, repeats: int) -> None:
-        rows: dict[str, Any] = {}
-        for mode in ("torch", "triton"):
-            def once(mode=mode):
-                with use_kernels(mode):
-                    return make_case()
-            rows[mode] = timed(once, repeats)
-        (ref, ms_ref), (tri, ms_tri) = rows["torch"], rows["triton"]
-        report = {"case": name, "torch_ms": ms_ref, "triton_ms": ms_tri}
-        for key in ref:
-            a, b = ref[key].float(), tri[key].float()
-            if key == "spikes":
-                report["spike_mismatch"] = float((a != b).float().mean())
-            else:
-                scale = float(a.abs().max()) or 1.0
-                report[f"{key}_max_rel_diff"] = float((a - b).abs().max()) / scale
-        print("@@parity " + json.dumps(report), flush=True)
-
-    gen = torch.Generator().manual_seed(0)
-    for shape in args.neuron_shapes:
-        x = (torch.randn(*shape, generator=gen) * 1.5 + 0.3).to(device)
-        neuron = PLIF(init_tau=2.0, detach_reset=True).to(device)
-
-        def neuron_case(x=x, neuron=neuron):
-            xi = x.clone().requires_grad_()
-            neuron.w.grad = None
-            spikes = neuron(xi)
-            (spikes * x).sum().backward()
-            return {"spikes": spikes.detach(), "grad_x": xi.grad, "grad_w": neuron.w.grad}
-        compare(f"PLIF neuron fwd+bwd {list(shape)}", neuron_case, args.parity_repeats)
-
-    for shape, bits, per_channel in args.quant_cases:
-        w = (torch.randn(*shape, generator=gen) * 0.05).to(device)
-        q = SigmoidQuantizer(symmetric_levels(bits) if bits > 1 else torch.tensor([-1.0, 1.0]),
-                             temperature=5.0, per_channel=per_channel).to(device)
-        q.reset(w)
-        q.train()
-        grad_out = torch.randn(*shape, generator=gen).to(device)
-
-        def quant_case(w=w, q=q, grad_out=grad_out):
-            wi = w.clone().requires_grad_()
-            q.zero_grad(set_to_none=True)
-            out = q(wi)
-            (out * grad_out).sum().backward()
-            return {"out": out.detach(), "grad_w": wi.grad, "grad_alpha": q.alpha.grad,
-                    "grad_beta": q.beta.grad}
-        kind = f"{bits}-bit {'per channel' if per_channel else 'per tensor'}"
-        compare(f"sigmoid quantizer {kind} fwd+bwd {list(shape)}", quant_case,
-                args.parity_repeats)
-    return 0
-
-
 def kernel_parity(args: argparse.Namespace, env: dict[str, str]) -> list[str]:
     device = "cpu" if args.dry_run else "cuda"
-    cmd = [sys.executable, str(HERE / "gpu_check.py"), "--parity-worker", "--device", device]
+    cmd = [sys.executable, str(HERE / "kernel_parity.py"), "--device", device]
     if args.dry_run:
-        cmd.append("--dry-run")
+        cmd.append("--tiny")
     code, out, took = run(cmd, env, args.step_timeout)
     rows = [json.loads(line[len("@@parity "):]) for line in out.splitlines()
             if line.startswith("@@parity ")]
@@ -326,8 +253,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "e.g. \"-k quantizer\"")
     p.add_argument("--step-timeout", type=float, default=0, help="seconds per step before it "
                    "is stopped (default 240; dry run 600)")
-    p.add_argument("--parity-worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     dry = args.dry_run
     args.batch = args.batch or (1 if dry else 16)
@@ -348,21 +273,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         networks = [(n, 2) for n, _ in networks]
     args.networks = networks
     args.pytest_args = shlex.split(args.pytest_args)
-    if dry:  # tiny shapes: the interpreter runs one kernel program at a time
-        args.neuron_shapes = [(3, 2, 4, 6, 6)]
-        args.quant_cases = [((8, 300), 1, False), ((4, 3, 3, 3), 3, True)]
-        args.parity_repeats = 1
-    else:  # first neuron layers of Gesture / CIFAR10-DVS and N-MNIST; N-MNIST's FC weight
-        args.neuron_shapes = [(20, 16, 128, 128, 128), (10, 16, 128, 34, 34)]
-        args.quant_cases = [((2048, 8192), 1, False), ((128, 128, 3, 3), 3, True)]
-        args.parity_repeats = 10
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.parity_worker:
-        return parity_worker(args)
     started = time.perf_counter()
     env = child_env(args.dry_run)
     out = Path(args.out)
