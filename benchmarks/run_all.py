@@ -31,13 +31,20 @@ CPU_RUNS: list[tuple[str, str, list[str]]] = [
     ("Training step, N-MNIST network (study size: batch 16, T=10)", "bench_training.py",
      ["--network", "nmnist", "--batch", "16", "--time-steps", "10", "--repeats", "5",
       "--warmup", "1"]),
+    ("Training step, N-MNIST network (issue 12 goal: batch 8, T=10, 2 MiB pages as the CLI "
+     "sets them)", "bench_training.py",
+     ["--network", "nmnist", "--batch", "8", "--time-steps", "10", "--repeats", "5",
+      "--warmup", "1", "--thp", "--contenders",
+      "spikequant-float,spikequant-sigmoid1b,spikingjelly-float"]),
+    ("One `spikequant train` epoch end to end (ndigits)", "bench_epoch.py",
+     ["--datasets", "ndigits"]),
     ("Inference: packed file against fake-quant checkpoint", "bench_inference.py",
      ["--network", "nmnist", "--batch", "16", "--time-steps", "10"]),
     ("Integer-only inference: run-time memory against float", "bench_integer_infer.py",
      ["--network", "nmnist", "--batch", "16", "--time-steps", "10"]),
     ("Event-to-frame conversion", "bench_frames.py", []),
 ]
-THREADED = ("bench_training.py", "bench_inference.py", "bench_integer_infer.py")
+THREADED = ("bench_training.py", "bench_inference.py", "bench_integer_infer.py", "bench_epoch.py")
 
 # The study's sizes, for a GPU.
 CUDA_RUNS: list[tuple[str, str, list[str]]] = [
@@ -75,7 +82,8 @@ def run_one(title: str, script: str, extra: list[str]) -> str:
 
 def not_measured(title: str, script: str, extra: list[str]) -> str:
     return (f"### {title}\n\nnot measured (no GPU on this machine). Measure with:\n\n"
-            f"    {command(script, extra)}\n")
+            f"    {command(script, extra)}\n\nor everything a GPU run needs at once: "
+            f"`bash benchmarks/gpu_check.sh`\n")
 
 
 def main(argv: list[str] | None = None) -> int:

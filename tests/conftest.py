@@ -1,9 +1,15 @@
-"""Shared fixtures: one generated ndigits copy per test session."""
+"""Shared fixtures: one generated ndigits copy per test session. Without a GPU the Triton
+kernels run under Triton's interpreter, which must be chosen before triton is imported."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(scope="session")

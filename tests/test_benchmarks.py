@@ -146,3 +146,45 @@ def test_help(script):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage:" in done.stdout and "--" in done.stdout
+
+
+def test_gpu_check_dry_run_does_every_step_on_the_cpu(tmp_path):
+    """`benchmarks/gpu_check.sh --dry-run` (kernel tests under the interpreter, Triton against
+    torch, the training-step harness) runs end to end and writes its report."""
+    pytest.importorskip("spikingjelly")
+    out = tmp_path / "gpu_check.md"
+    done = subprocess.run(
+        ["bash", str(BENCH / "gpu_check.sh"), "--dry-run", "--networks", "ndigits",
+         "--pytest-args", '-k "modes or registered"', "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = out.read_text()
+    assert report.startswith("# spikequant GPU check: CPU dry run")
+    assert report.strip() in done.stdout  # printed as well as written
+    for heading in ("## Environment", "## Kernel tests", "## Kernels against torch",
+                    "## Training step"):
+        assert heading in report, heading
+    assert "Triton interpreter): passed" in report and "2 passed" in report
+    parity = [line for line in report.splitlines() if line.startswith("| PLIF neuron")
+              or line.startswith("| sigmoid quantizer")]
+    assert len(parity) == 3
+    for line in parity:  # spikes identical, gradients equal to float32 rounding
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[4] in ("0.0e+00", "—") and float(cells[5].split()[0]) < 1e-5, line
+    for name in ("spikequant-float", "spikequant-sigmoid1b", "spikingjelly-float"):
+        row = next(line for line in report.splitlines() if f"| {name} |" in line)
+        assert float(row.split("|")[5]) > 0, row
+    assert not (tmp_path / "gpu_check_json").exists()  # its scratch files are removed
+
+
+def test_epoch_benchmark_on_a_generated_nmnist_folder(tmp_path):
+    stdout, result = _run("bench_epoch.py", "--datasets", "nmnist", "--recordings", "14",
+                          "--batch-size", "4", "--time-steps", "2", "--phases", "cold",
+                          tmp_path=tmp_path)
+    (row,) = result["rows"]
+    assert row.get("error") is None, row
+    assert row["steps"] == 3  # 12 training recordings (6:1 split of 14) in batches of 4
+    assert 0 < row["step_sum_s"] < row["epoch_s"] < row["wall_s"] < row["process_s"]
+    assert row["overhead"] == pytest.approx(row["wall_s"] / row["step_sum_s"] - 1)
+    assert "| nmnist format, 14 recordings | cold | 3 |" in stdout

@@ -2,10 +2,29 @@
 
     spikequant.quantize_model(model, quantizer="sigmoid", bits=1)   # any PyTorch model
     spikequant.models.build("nmnist", quantizer="sigmoid", bits=1)  # the study's networks
+
+The subpackages load on first use, so that `spikequant.cli` can set torch's allocator options
+in the environment before anything imports torch.
 """
 
-from . import models, quant, snn
-from .quant import quantize_model
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "models", "quant", "quantize_model", "snn"]
+
+_SUBPACKAGES = ("models", "quant", "snn")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name == "quantize_model":
+        return importlib.import_module(f"{__name__}.quant").quantize_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

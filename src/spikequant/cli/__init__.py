@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Large CPU tensors on 2 MiB pages: torch's CPU allocator reads this once, when torch loads, so
+# it is set here, before any subcommand imports torch. A fresh 67 MB tensor (N-MNIST's FC
+# weight, its gradient) otherwise costs ~16 k page faults, more than a pass of arithmetic over
+# it (BENCHMARKS.md). A value already in the environment wins (THP_MEM_ALLOC_ENABLE=0: off).
+if "torch" not in sys.modules:
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 # (module, one-line help) in the order `spikequant --help` lists them.
 COMMANDS = (

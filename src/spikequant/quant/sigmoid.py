@@ -14,7 +14,9 @@ import math
 import torch
 from torch import nn
 
+from .._kernels import use_triton
 from .base import QuantizedWeight, WeightQuantizer, channel_view, reduce_per_channel
+from .binary_torch import binary_sigmoid
 
 KMEANS_SAMPLE = 200_000
 KMEANS_ITERS = 30
@@ -66,7 +68,8 @@ class _SoftStaircase(torch.autograd.Function):
 
 
 class _BinarySigmoid(torch.autograd.Function):
-    """The whole binary (one-step) quantizer in one function:
+    """(The reference for `binary_torch.binary_sigmoid`, which the quantizer uses.)
+    The whole binary (one-step) quantizer in one function:
     alpha * (s * sigmoid(T * (beta * w - b)) + q_0), keeping only the sigmoid for backward.
     Binary is the hot path of training; composing it from tensor ops makes about twice as many
     passes over the weights, each allocating."""
@@ -203,11 +206,17 @@ class SigmoidQuantizer(WeightQuantizer):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return self.hard(weight)
-        if self.positions.numel() == 1 and self.alpha.dim() == 0:
-            dt = weight.dtype
-            return _BinarySigmoid.apply(
-                weight, self.alpha.to(dt), self.beta.to(dt), self.positions[0].to(dt),
-                self.heights[0].to(dt), self.temperature.to(dt), self.levels[0].to(dt),
+        if use_triton(weight):  # CUDA: one fused kernel each way (quant/kernels_triton.py)
+            from .kernels_triton import sigmoid_quantize_triton
+
+            return sigmoid_quantize_triton(
+                weight, self.alpha, self.beta, self.positions, self.heights, self.temperature,
+                self.levels[0], self.gradient == "reference",
+            )
+        if self.positions.numel() == 1:  # binary: the fewest passes torch ops allow
+            return binary_sigmoid(
+                weight, self.alpha, self.beta, self.positions[0], self.heights[0],
+                self.temperature, self.levels[0],
                 self.gradient == "reference",
             )
         alpha, beta = self._scales(weight)

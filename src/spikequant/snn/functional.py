@@ -13,6 +13,8 @@ backward-through-time: the forward keeps only the charged potentials h, and the 
 recomputes the surrogate and reset derivatives one step at a time, so no temporary is larger
 than one time step. With
 `detach_reset` the spike is treated as a constant in the reset (as SpikingJelly's option).
+For CUDA tensors the same function runs as two Triton kernels (`kernels_triton.py`, chosen by
+`spikequant._kernels`); this implementation is their reference and the CPU path.
 `lif_multistep_reference` is the same dynamics written step by step with plain autograd; tests
 check that both agree. With a `state_grid` (spikequant.snn.fixed_point.StateGrid) the forward
 pass keeps the membrane on a fixed-point grid (input, leak and clamp as that module states)
@@ -24,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._kernels import use_triton
 from .fixed_point import StateGrid
 from .surrogate import DERIVATIVES, SPIKE_FUNCTIONS
 
@@ -190,6 +193,14 @@ def lif_multistep(
         v0 = torch.full_like(x_seq[0], v_reset)
     if isinstance(decay, torch.Tensor):
         decay = decay.to(x_seq.dtype)
+    if use_triton(x_seq) and state_grid is None:  # fixed-point state: the reference path
+        from . import kernels_triton  # imports triton: only where it runs
+
+        if kernels_triton.supports(surrogate):
+            return kernels_triton.lif_multistep_triton(
+                x_seq, v0, decay, float(threshold), v_reset, decay_input, detach_reset,
+                surrogate, float(alpha), store_v_seq,
+            )
     return _LIFMultiStep.apply(
         x_seq, v0, decay, float(threshold), v_reset, decay_input, detach_reset, surrogate,
         float(alpha), store_v_seq, state_grid,

@@ -1,0 +1,81 @@
+"""Which implementation runs the fused neuron and quantizer: Triton kernels or torch ops.
+
+    SPIKEQUANT_KERNELS=auto    (default) Triton for CUDA tensors when triton imports, torch ops
+                               otherwise (CPU tensors, or no triton)
+    SPIKEQUANT_KERNELS=torch   torch ops everywhere (the reference implementation)
+    SPIKEQUANT_KERNELS=triton  Triton for every tensor; CPU tensors need Triton's interpreter
+                               (TRITON_INTERPRET=1 before triton is imported): for tests
+
+`use_kernels("torch")` does the same for a block of code. The torch implementation is the
+reference the Triton kernels are tested against, and the fallback wherever they cannot run.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+MODES = ("auto", "torch", "triton")
+ENV = "SPIKEQUANT_KERNELS"
+
+
+def _mode_from_env() -> str:
+    mode = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    if mode not in MODES:
+        raise ValueError(f"{ENV}={mode!r} is not one of {', '.join(MODES)}; unset it or pick one")
+    return mode
+
+
+_mode = _mode_from_env()
+
+
+def kernel_mode() -> str:
+    return _mode
+
+
+@contextmanager
+def use_kernels(mode: str) -> Iterator[None]:
+    """Run a block with `mode` ("auto", "torch" or "triton") instead of the environment's."""
+    global _mode
+    if mode not in MODES:
+        raise ValueError(f"kernel mode must be one of {', '.join(MODES)}, got {mode!r}")
+    before, _mode = _mode, mode
+    try:
+        yield
+    finally:
+        _mode = before
+
+
+@functools.cache
+def triton_import_error() -> str | None:
+    """None when triton imports, else why not (one line)."""
+    try:
+        import triton  # noqa: F401
+        import triton.language  # noqa: F401
+    except Exception as err:  # noqa: BLE001 - any failure means: use the torch ops
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def use_triton(t: torch.Tensor) -> bool:
+    """Whether the Triton kernels should process tensor `t` under the current mode."""
+    if _mode == "torch":
+        return False
+    if _mode == "auto":
+        return t.is_cuda and triton_import_error() is None
+    error = triton_import_error()
+    if error is not None:
+        raise RuntimeError(f"{ENV}=triton but triton does not import ({error}); "
+                           f"`pip install triton` or set {ENV}=auto")
+    if not t.is_cuda and not interpreting():
+        raise RuntimeError(f"{ENV}=triton on a {t.device.type} tensor needs Triton's "
+                           "interpreter: set TRITON_INTERPRET=1 before starting Python")
+    return True

@@ -1,0 +1,237 @@
+"""The multi-step LIF / PLIF neuron as two Triton kernels: one launch runs all T steps forward,
+one runs the backward through time.
+
+Each program owns a block of neurons and walks the time axis with the membrane potential and
+the backward carry in registers, so every [T, N] tensor is read or written exactly once a pass
+(the torch implementation in `functional.py` launches 3-4 kernels per step). The dynamics,
+options and saved state are those of `functional._LIFMultiStep`, which stays the reference:
+the forward keeps the charged potentials h [T, N] (in the input's dtype; spikes are taken from
+the stored value so that forward and backward agree in half precision) and the backward
+recomputes spikes, surrogate and reset slopes from them. The decay gradient (PLIF) is summed
+per program in float32 and the partial sums are added by torch, so it is deterministic.
+
+Used by `functional.lif_multistep` for CUDA tensors (see `spikequant._kernels`); runs on CPU
+tensors under Triton's interpreter (TRITON_INTERPRET=1), which is how the tests check it.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch.autograd.function import once_differentiable
+
+from .surrogate import DERIVATIVES
+
+# Codes of the surrogate derivatives the backward kernel knows; every registered surrogate
+# must have one (a test checks), or the neuron falls back to the torch implementation.
+SURROGATE_CODES = {"atan": 0, "sigmoid": 1, "fast_sigmoid": 2, "triangle": 3}
+BLOCK = 512
+
+
+def supports(kind: str) -> bool:
+    return kind in SURROGATE_CODES and kind in DERIVATIVES
+
+
+@triton.jit
+def _surrogate_grad(x, alpha, KIND: tl.constexpr):
+    if KIND == 0:  # atan
+        z = 1.5707963267948966 * alpha * x  # pi / 2
+        return (alpha * 0.5) / (1.0 + z * z)
+    elif KIND == 1:  # sigmoid
+        s = tl.sigmoid(alpha * x)
+        return alpha * s * (1.0 - s)
+    elif KIND == 2:  # fast sigmoid
+        d = 1.0 + alpha * tl.abs(x)
+        return (alpha * 0.5) / (d * d)
+    else:  # triangle
+        return alpha * tl.maximum(1.0 - alpha * tl.abs(x), 0.0)
+
+
+@triton.jit
+def _lif_forward_kernel(
+    x_ptr, v0_ptr, k_ptr, h_ptr, s_ptr, v_ptr,
+    n, steps, k_value, threshold, rest,
+    HAS_V0: tl.constexpr, K_FROM_PTR: tl.constexpr, DECAY_INPUT: tl.constexpr,
+    SOFT_RESET: tl.constexpr, STORE_V: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    mask = offs < n
+    if K_FROM_PTR:
+        k = tl.load(k_ptr).to(tl.float32)
+    else:
+        k = k_value
+    retain = 1.0 - k
+    if HAS_V0:
+        v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        v = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
+    for t in range(steps):
+        x = tl.load(x_ptr + t * n + offs, mask=mask, other=0.0).to(tl.float32)
+        if DECAY_INPUT:
+            drive = (x + rest) * k
+        else:
+            drive = x + rest * k
+        h = drive + v * retain
+        h_stored = h.to(h_ptr.dtype.element_ty)
+        tl.store(h_ptr + t * n + offs, h_stored, mask=mask)
+        h = h_stored.to(tl.float32)
+        fired = h >= threshold
+        tl.store(s_ptr + t * n + offs, fired.to(s_ptr.dtype.element_ty), mask=mask)
+        if SOFT_RESET:
+            v = tl.where(fired, h - threshold, h)
+        else:
+            v = tl.where(fired, rest, h)
+        if STORE_V:
+            tl.store(v_ptr + t * n + offs, v.to(v_ptr.dtype.element_ty), mask=mask)
+    if not STORE_V:
+        tl.store(v_ptr + offs, v.to(v_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _lif_backward_kernel(
+    grad_s_ptr, grad_v_ptr, h_ptr, x_ptr, v0_ptr, k_ptr,
+    grad_x_ptr, grad_v0_ptr, grad_k_ptr,
+    n, steps, k_value, threshold, rest, alpha,
+    HAS_GRAD_V: tl.constexpr, HAS_V0: tl.constexpr, K_FROM_PTR: tl.constexpr,
+    DECAY_INPUT: tl.constexpr, SOFT_RESET: tl.constexpr, DETACH_RESET: tl.constexpr,
+    STORE_V: tl.constexpr, WANT_K: tl.constexpr, WANT_V0: tl.constexpr,
+    SURROGATE: tl.constexpr, BLOCK_SIZE: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    mask = offs < n
+    if K_FROM_PTR:
+        k = tl.load(k_ptr).to(tl.float32)
+    else:
+        k = k_value
+    retain = 1.0 - k
+    carry = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
+    if HAS_GRAD_V and not STORE_V:
+        carry = tl.load(grad_v_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    grad_k = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
+    if HAS_V0:
+        v_start = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        v_start = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
+    # each h[t] is read once: step t's h[t-1] is the next iteration's h
+    h_next = tl.load(h_ptr + (steps - 1) * n + offs, mask=mask, other=0.0).to(tl.float32)
+    for i in range(steps):
+        t = steps - 1 - i
+        h = h_next
+        t_prev = tl.maximum(t - 1, 0)  # at t = 0 a harmless reread, replaced by v_start below
+        h_next = tl.load(h_ptr + t_prev * n + offs, mask=mask, other=0.0).to(tl.float32)
+        fired = h >= threshold
+        sg = _surrogate_grad(h - threshold, alpha, SURROGATE)
+        grad_h = sg * tl.load(grad_s_ptr + t * n + offs, mask=mask, other=0.0).to(tl.float32)
+        if HAS_GRAD_V and STORE_V:
+            carry += tl.load(grad_v_ptr + t * n + offs, mask=mask, other=0.0).to(tl.float32)
+        if not DETACH_RESET:
+            if SOFT_RESET:
+                grad_h += carry * (1.0 - threshold * sg)
+            else:
+                grad_h += carry * ((rest - h) * sg + tl.where(fired, 0.0, 1.0))
+        elif SOFT_RESET:
+            grad_h += carry
+        else:
+            grad_h += tl.where(fired, 0.0, carry)
+        if WANT_K:
+            # dh[t]/dk = (x[t] +) r - v[t-1], v[t-1] rebuilt from h[t-1] (v0 or rest at t = 0)
+            if SOFT_RESET:
+                v_prev = tl.where(h_next >= threshold, h_next - threshold, h_next)
+            else:
+                v_prev = tl.where(h_next >= threshold, rest, h_next)
+            v_prev = tl.where(t > 0, v_prev, v_start)
+            slope = rest - v_prev
+            if DECAY_INPUT:
+                slope += tl.load(x_ptr + t * n + offs, mask=mask, other=0.0).to(tl.float32)
+            grad_k += tl.where(mask, grad_h * slope, 0.0)
+        carry = grad_h * retain
+        if DECAY_INPUT:
+            grad_x = grad_h * k
+        else:
+            grad_x = grad_h
+        tl.store(grad_x_ptr + t * n + offs, grad_x.to(grad_x_ptr.dtype.element_ty), mask=mask)
+    if WANT_V0:
+        tl.store(grad_v0_ptr + offs, carry.to(grad_v0_ptr.dtype.element_ty), mask=mask)
+    if WANT_K:
+        tl.store(grad_k_ptr + pid, tl.sum(grad_k, axis=0))
+
+
+def _grid(n: int) -> tuple[int]:
+    return (triton.cdiv(n, BLOCK),)
+
+
+def _decay_args(k: float | torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, float, bool]:
+    if isinstance(k, torch.Tensor):
+        return k.reshape(1), 0.0, True
+    return like, float(k), False  # the pointer is never read when K_FROM_PTR is False
+
+
+class _LIFMultiStepTriton(torch.autograd.Function):
+    """`functional._LIFMultiStep` with the same arguments and results, in two kernel launches."""
+
+    @staticmethod
+    def forward(ctx, x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
+                store_v_seq):
+        x = x_seq.contiguous()
+        steps, n = x.shape[0], x[0].numel()
+        rest = 0.0 if v_reset is None else float(v_reset)
+        h_seq = torch.empty_like(x)
+        spikes = torch.empty_like(x)
+        v_out = torch.empty_like(x) if store_v_seq else torch.empty_like(x[0])
+        v0 = v0.contiguous() if v0 is not None else None
+        k_ptr, k_value, k_from_ptr = _decay_args(k, x)
+        if n > 0:
+            _lif_forward_kernel[_grid(n)](
+                x, v0 if v0 is not None else x, k_ptr, h_seq, spikes, v_out,
+                n, steps, k_value, float(threshold), rest,
+                HAS_V0=v0 is not None, K_FROM_PTR=k_from_ptr, DECAY_INPUT=decay_input,
+                SOFT_RESET=v_reset is None, STORE_V=store_v_seq, BLOCK_SIZE=BLOCK,
+            )
+        k_tensor = k if isinstance(k, torch.Tensor) else None
+        x_saved = x if (k_tensor is not None and decay_input) else None
+        ctx.save_for_backward(h_seq, v0, k_tensor, x_saved)
+        ctx.k = None if k_tensor is not None else float(k)
+        ctx.settings = (float(threshold), rest, v_reset is None, decay_input, detach_reset,
+                        kind, float(alpha), store_v_seq)
+        return spikes, v_out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_v):
+        h_seq, v0, k_tensor, x_saved = ctx.saved_tensors
+        threshold, rest, soft, decay_input, detach, kind, alpha, store_v = ctx.settings
+        steps, n = h_seq.shape[0], h_seq[0].numel()
+        k = k_tensor if k_tensor is not None else ctx.k
+        want_k = k_tensor is not None and ctx.needs_input_grad[2]
+        want_v0 = v0 is not None and ctx.needs_input_grad[1]
+        grad_s = grad_spikes.contiguous() if grad_spikes is not None else torch.zeros_like(h_seq)
+        grad_x = torch.empty_like(h_seq)
+        grad_v0 = torch.empty_like(h_seq[0]) if want_v0 else None
+        blocks = _grid(n)[0] if n > 0 else 0
+        partial_k = torch.empty(max(blocks, 1), dtype=torch.float32, device=h_seq.device)
+        k_ptr, k_value, k_from_ptr = _decay_args(k, h_seq)
+        if n > 0:
+            _lif_backward_kernel[(blocks,)](
+                grad_s, grad_v.contiguous() if grad_v is not None else h_seq, h_seq,
+                x_saved if x_saved is not None else h_seq, v0 if v0 is not None else h_seq,
+                k_ptr, grad_x, grad_v0 if grad_v0 is not None else h_seq, partial_k,
+                n, steps, k_value, threshold, rest, alpha,
+                HAS_GRAD_V=grad_v is not None, HAS_V0=v0 is not None, K_FROM_PTR=k_from_ptr,
+                DECAY_INPUT=decay_input, SOFT_RESET=soft, DETACH_RESET=detach,
+                STORE_V=store_v, WANT_K=want_k, WANT_V0=want_v0,
+                SURROGATE=SURROGATE_CODES[kind], BLOCK_SIZE=BLOCK,
+            )
+        grad_k = None
+        if want_k:
+            total = partial_k[:blocks].sum() if blocks else partial_k.new_zeros(())
+            grad_k = total.reshape(k_tensor.shape).to(k_tensor.dtype)
+        return grad_x, grad_v0, grad_k, None, None, None, None, None, None, None
+
+
+def lif_multistep_triton(x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind,
+                         alpha, store_v_seq):
+    """The arguments of `functional._LIFMultiStep.apply`, run by the Triton kernels."""
+    return _LIFMultiStepTriton.apply(x_seq, v0, k, threshold, v_reset, decay_input,
+                                     detach_reset, kind, alpha, store_v_seq)
