@@ -69,11 +69,12 @@ def test_alpha_zero_still_gets_its_gradient():
     torch.testing.assert_close(alpha.grad.double(), want, rtol=1e-5, atol=1e-6)
 
 
-def test_same_as_the_previous_single_function_per_tensor():
+@pytest.mark.parametrize("gradient", ["exact", "reference"])
+def test_same_as_the_previous_single_function_per_tensor(gradient):
     """The quantizer's binary path gives what the former `_BinarySigmoid` gave."""
     torch.manual_seed(2)
     w = torch.randn(16, 32) * 0.1
-    q = SigmoidQuantizer(torch.tensor([-1.0, 1.0]), temperature=5.0)
+    q = SigmoidQuantizer(torch.tensor([-1.0, 1.0]), temperature=5.0, gradient=gradient)
     q.reset(w)
     q.train()
     grad_out = torch.randn(w.shape)
@@ -85,7 +86,7 @@ def test_same_as_the_previous_single_function_per_tensor():
             out = q(wi)
         else:
             out = _BinarySigmoid.apply(wi, q.alpha, q.beta, q.positions[0], q.heights[0],
-                                       q.temperature, q.levels[0])
+                                       q.temperature, q.levels[0], gradient == "reference")
         (out * grad_out).sum().backward()
         results.append((out.detach(), wi.grad, q.alpha.grad, q.beta.grad))
     for got, want in zip(*results):
