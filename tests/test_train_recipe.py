@@ -30,7 +30,6 @@ from spikequant.train.checkpoint import load_checkpoint
 from spikequant.train.init_from import init_from_checkpoint
 from spikequant.train.splits import calibration_slice, carve_validation
 
-
 # tiny tensors: a second thread only adds synchronisation (see conftest)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
