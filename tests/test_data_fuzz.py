@@ -31,7 +31,7 @@ from test_data_formats import (
     write_gesture_npy,
 )
 
-# 200 examples a reader keeps the default suite fast; SPIKEQUANT_FUZZ_EXAMPLES=20000 digs deeper.
+# 200 examples a reader keeps the default suite fast; SPIKEQUANT_FUZZ_EXAMPLES=3000 digs deeper.
 FUZZ = settings(
     max_examples=int(os.environ.get("SPIKEQUANT_FUZZ_EXAMPLES", "200")),
     deadline=None,
