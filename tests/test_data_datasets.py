@@ -312,7 +312,8 @@ def test_truncated_file_raises_naming_it_or_is_skipped(tmp_path):
     bad.write_bytes(bad.read_bytes()[:-1])
     with pytest.raises(CorruptEventFile, match="00001.bin"):
         get_dataset("nmnist", "train", data_dir=tmp_path, **QUIET)
-    data = get_dataset("nmnist", "train", data_dir=tmp_path, skip_bad=True, **QUIET)
+    with pytest.warns(UserWarning, match="skipped 1 bad recording"):
+        data = get_dataset("nmnist", "train", data_dir=tmp_path, skip_bad=True, **QUIET)
     assert len(data) == 19 and data.skipped == [str(bad)]
     assert data.split_info["skipped_files"] == 1
 
@@ -324,19 +325,20 @@ def test_events_outside_sensor_found_on_read(tmp_path):
     strict = get_dataset("nmnist", "train", data_dir=tmp_path, **QUIET)
     with pytest.raises(EventsOutsideSensor, match=r"00000.bin.*x in \[1, 50\]"):
         strict[4]
-    lenient = get_dataset("nmnist", "train", data_dir=tmp_path, skip_bad=True, **QUIET)
-    with pytest.warns(UserWarning, match="skipping bad recording"):
-        frames, label = lenient[4]
-    assert label == 5 and lenient.skipped == [str(bad)]  # the next good recording
-    later = get_dataset("nmnist", "train", data_dir=tmp_path, skip_bad=True, **QUIET)
+    with pytest.warns(UserWarning, match=r"skipped 1 bad recording file.*Train/4/00000.bin"):
+        lenient = get_dataset("nmnist", "train", data_dir=tmp_path, skip_bad=True, **QUIET)
+    assert len(lenient) == 9 and lenient.skipped == [str(bad)]  # left out when indexed
+    assert lenient[4][1] == 5
+    with pytest.warns(UserWarning, match="an earlier run|outside the sensor"):
+        later = get_dataset("nmnist", "train", data_dir=tmp_path, skip_bad=True, **QUIET)
     assert len(later) == 9 and later.skipped == [str(bad)]  # remembered in the cache
 
 
-def test_empty_recording_gives_empty_frames(tmp_path):
+def test_empty_recording_is_a_bad_file(tmp_path):
     make_nmnist(tmp_path, per_class=1)
     (tmp_path / "NMNIST" / "Test" / "0" / "00000.bin").write_bytes(b"")
-    frames, label = get_dataset("nmnist", "test", data_dir=tmp_path, **QUIET)[0]
-    assert label == 0 and frames.shape == (10, 2, 34, 34) and frames.sum() == 0
+    with pytest.raises(CorruptEventFile, match=r"00000.bin: the file is empty"):
+        get_dataset("nmnist", "test", data_dir=tmp_path, **QUIET)
 
 
 # ---------------------------------------------------------------- cache

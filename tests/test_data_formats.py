@@ -157,11 +157,12 @@ def test_atis_bin_truncated_names_the_file(tmp_path):
         quick_check(path, "atis_bin")
 
 
-def test_empty_bin_is_an_empty_recording(tmp_path):
+def test_empty_bin_decodes_to_no_events_and_fails_the_check(tmp_path):
     path = tmp_path / "empty.bin"
     path.write_bytes(b"")
     assert len(read_events(path, "atis_bin")) == 0
-    quick_check(path, "atis_bin")
+    with pytest.raises(CorruptEventFile, match="empty.bin: the file is empty"):
+        quick_check(path, "atis_bin")
 
 
 # ---------------------------------------------------------------- DVS128 Gesture (.npy)
@@ -406,7 +407,7 @@ def test_aedat4_compressed_without_codec_says_what_to_install(tmp_path, monkeypa
     write_aedat4(path, [b"\x04\x22\x4d\x18not really lz4"], compression=1)
     monkeypatch.setitem(sys.modules, "lz4", None)
     monkeypatch.setitem(sys.modules, "lz4.frame", None)
-    with pytest.raises(RuntimeError, match="pip install lz4"):
+    with pytest.raises(RuntimeError, match="pip install lz4"):  # and a SpikequantError
         read_events(path, "aedat4")
 
 

@@ -40,3 +40,26 @@ class ResourceError(SpikequantError, ValueError):
 
 class TrainingDiverged(SpikequantError, FloatingPointError):
     """The network's parameters or loss stopped being finite numbers."""
+
+
+class DataError(SpikequantError, ValueError):
+    """A dataset file or folder that cannot be used: a corrupt or unreadable recording, a data
+    folder that is a file or cannot be written.
+
+    Such an error raised inside a DataLoader worker is rebuilt by PyTorch in the main process
+    from a single string, the worker's whole traceback; the original one-line message is taken
+    back out of it, so the user still sees one line naming the file."""
+
+    def __init__(self, message: str):
+        super().__init__(_without_worker_traceback(message, type(self).__name__))
+
+
+def _without_worker_traceback(message: str, class_name: str) -> str:
+    if "Traceback (most recent call last)" not in message:
+        return message
+    marker = f"{class_name}: "
+    for line in reversed(message.splitlines()):
+        head, found, rest = line.partition(marker)
+        if found and " " not in head.strip():  # "pkg.module.ClassName: message"
+            return rest.strip()
+    return message

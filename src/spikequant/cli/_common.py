@@ -50,6 +50,12 @@ def add_evaluation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", choices=("train", "test"), default="test")
     add_data_args(p)
     add_device_arg(p)
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out recordings that cannot be decoded (every file is decoded once before "
+        "evaluating) and report how many, instead of stopping at the first",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -71,16 +77,22 @@ def report_accuracy(model, trained: dict, args: argparse.Namespace, source: dict
     batch_size = args.batch_size or trained.get("batch_size", 16)
     check_inference_memory(model, dataset, time_steps, batch_size, args.device)
     data = get_dataset(dataset, args.split, data_dir=args.data_dir or trained.get("data_dir"),
-                       time_steps=time_steps, split_by=trained.get("split_by", "number"))
+                       time_steps=time_steps, split_by=trained.get("split_by", "number"),
+                       skip_bad=args.skip_bad)
     loader = DataLoader(data, batch_size=batch_size)
     result = evaluate(model, loader, device=args.device, progress=True, desc=desc)
+    split_info = getattr(data, "split_info", None) or {}
     summary = {**source, "dataset": dataset, "split": args.split, "time_steps": time_steps,
-               **{k: result[k] for k in ("accuracy", "correct", "total")}}
+               **{k: result[k] for k in ("accuracy", "correct", "total")},
+               "skipped_files": split_info.get("skipped_files", 0),
+               "skipped": split_info.get("skipped", [])}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
+        skipped = (f", {summary['skipped_files']} bad file(s) skipped"
+                   if summary["skipped_files"] else "")
         print(f"{dataset} {args.split}: accuracy {result['accuracy']:.4f} "
-              f"({result['correct']}/{result['total']})")
+              f"({result['correct']}/{result['total']}{skipped})")
     return 0
 
 

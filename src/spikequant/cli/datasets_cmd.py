@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "many recordings were found there, its classes, sensor size and the frames the "
         "network sees, and for a missing one how to get it. ndigits needs no download: it "
         "is generated on first use. A partial copy is listed with its file count and can "
-        "be trained on.",
+        "be trained on. Every file found is checked the way training checks it before it "
+        "starts (sizes and headers; an ATIS .bin must hold an event), and the bad ones are "
+        "listed: a dataset with a bad file is not complete.",
     )
     p.add_argument(
         "--data-dir",
@@ -31,16 +33,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "into the data directory first (needs internet; both splits)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.add_argument(
+        "--no-check",
+        action="store_true",
+        help="only count the files, without checking them (faster on a cold disk)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import DATASETS, dataset_status, default_data_dir
+    from pathlib import Path
 
-    data_dir = args.data_dir or default_data_dir()
+    from ..data import DATASETS, dataset_status, default_data_dir
+    from ..data.datasets import usable_data_dir
+
+    data_dir = usable_data_dir(Path(args.data_dir).expanduser() if args.data_dir else
+                               default_data_dir())
     if args.download:
         _download(args.download, data_dir)
-    statuses = [dataset_status(name, data_dir) for name in DATASETS]
+    statuses = [dataset_status(name, data_dir, check=not args.no_check) for name in DATASETS]
     if args.json:
         print(json.dumps([_as_dict(s) for s in statuses], indent=2))
         return 0
@@ -71,11 +82,13 @@ def _describe(status) -> str:
     lines = [f"{info.name:<12} {info.title}"]
     if status.found and status.counts:
         counts = " + ".join(f"{v}" if k == "all" else f"{v} {k}" for k, v in status.counts.items())
-        partial = "" if status.complete else " (partial copy)"
+        expected = sum(info.expected_files.values())
+        partial = " (partial copy)" if status.total < expected else ""
         lines.append(
             f"  found:     {counts} recordings{partial} at {status.where}"
             + (f" [{status.layout}]" if status.layout else "")
         )
+        lines += _describe_bad(status)
     elif info.name == "ndigits":
         lines.append(f"  found:     {status.note} -> {status.where}")
     else:
@@ -88,6 +101,19 @@ def _describe(status) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _describe_bad(status) -> list[str]:
+    if not status.checked:
+        return ["  checked:   no (--no-check)"]
+    if not status.bad_files:
+        return ["  checked:   every file is readable"]
+    first = "; ".join(f"{path} ({reason})" for path, reason in status.bad_files[:3])
+    more = f"; and {len(status.bad_files) - 3} more" if len(status.bad_files) > 3 else ""
+    return [
+        f"  BAD:       {len(status.bad_files)} file(s) cannot be used: {first}{more}",
+        "  fix:       delete them and download again, or train with --skip-bad to leave them out",
+    ]
+
+
 def _as_dict(status) -> dict:
     info = status.info
     return {
@@ -97,6 +123,8 @@ def _as_dict(status) -> dict:
         "recordings": status.counts,
         "layout": status.layout,
         "complete": status.complete,
+        "checked": status.checked,
+        "bad_files": [{"file": path, "reason": reason} for path, reason in status.bad_files],
         "num_classes": info.num_classes,
         "sensor_size": list(info.sensor_size),
         "frame_shape": list(info.frame_shape),

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from .events import CorruptEventFile, make_events
+from .events import CorruptEventFile, MissingDecoder, make_events
 
 MAGIC = b"#!AER-DAT4.0\r\n"
 COMPRESSION_NAMES = {0: None, 1: "lz4", 2: "lz4", 3: "zstd", 4: "zstd"}
@@ -78,9 +78,9 @@ def _read_header(f, path: str) -> tuple[int, int, int, int]:
     if len(raw_len) < 4:
         raise CorruptEventFile(path, "the file ends inside its header")
     length = struct.unpack("<I", raw_len)[0]
-    buf = f.read(length)
-    if len(buf) < length:
+    if f.tell() + length > os.fstat(f.fileno()).st_size:  # before allocating what it claims
         raise CorruptEventFile(path, "the file ends inside its header")
+    buf = f.read(length)
     table = _root(buf, path, size_prefixed=False)
     compression = table.scalar(0, "<i", 0)
     data_end = table.scalar(1, "<q", -1)
@@ -105,7 +105,10 @@ def _event_stream_id(description: str, path: str) -> int:
         for stream in node.findall("node"):
             for attr in stream.findall("attr"):
                 if attr.get("key") == "typeIdentifier" and (attr.text or "").strip() == "EVTS":
-                    ids.append(int(stream.get("name", "-1")))
+                    name = stream.get("name", "")
+                    if not (name.isascii() and name.isdigit()):
+                        raise CorruptEventFile(path, f"event stream id {name!r} is not a number")
+                    ids.append(int(name))
     if not ids:
         raise CorruptEventFile(path, "the file describes no event (EVTS) stream")
     return min(ids)
@@ -113,6 +116,7 @@ def _event_stream_id(description: str, path: str) -> int:
 
 def _packets(f, path: str, data_end: int):
     """Yield (stream id, raw bytes) of each packet up to the end of the data."""
+    size = os.fstat(f.fileno()).st_size
     while data_end < 0 or f.tell() < data_end:
         head = f.read(8)
         if not head:
@@ -120,10 +124,9 @@ def _packets(f, path: str, data_end: int):
         if len(head) < 8:
             raise CorruptEventFile(path, f"a packet header is cut short at byte {f.tell()}")
         stream, length = struct.unpack("<II", head)
-        body = f.read(length)
-        if len(body) < length:
+        if f.tell() + length > size:  # before allocating what it claims
             raise CorruptEventFile(path, f"a packet of {length} bytes is cut short")
-        yield stream, body
+        yield stream, f.read(length)
 
 
 def _decompress(body: bytes, compression: int, path: str) -> bytes:
@@ -141,7 +144,7 @@ def _decompress(body: bytes, compression: int, path: str) -> bytes:
             return zstandard.ZstdDecompressor().decompressobj().decompress(body)
     except ImportError:
         module = "lz4" if name == "lz4" else "zstandard"
-        raise RuntimeError(
+        raise MissingDecoder(
             f"{path} is {name}-compressed; install the `{module}` package to read it "
             f"(pip install {module})"
         ) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 from collections.abc import Mapping
@@ -13,17 +14,18 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..errors import DataError
 from . import ndigits
 from .augment import FrameAugment, make_augment
 from .cache import FrameCache, smallest_count_dtype, writable_cache_root
-from .events import CorruptEventFile, EventsOutsideSensor, check_in_sensor
-from .formats import quick_check, read_events
+from .events import CorruptEventFile, UnreadableRecording, check_in_sensor
+from .formats import read_events
 from .frames import SPLIT_MODES, denoise_events, events_to_frames, resize_events
 from .registry import DatasetInfo, dataset_info, resolve_data_dir
+from .screening import screen, warn_skipped
 from .sources import STRATIFIED_TEST_FRACTION, Recording, find_recordings
 
 FRAME_CODE_VERSION = 1  # bump when a change to the frame pipeline changes cached frames
-BAD_INPUT = (CorruptEventFile, EventsOutsideSensor)
 OPTIONS = ("resize", "denoise", "split_seed", "test_fraction", "cache_dir", "seed")
 
 
@@ -72,7 +74,11 @@ def recording_frames(
 
 
 class EventFrameDataset(Dataset):
-    """A benchmark split: recordings on disk -> frames through the on-disk cache."""
+    """A benchmark split: recordings on disk -> frames through the on-disk cache.
+
+    Every file is checked when the dataset is built (see screening.py); with skip_bad every
+    recording is also decoded then, and the bad ones are left out of the index and listed in
+    .skipped and split_info. A recording that fails when drawn raises an error naming it."""
 
     def __init__(
         self,
@@ -88,41 +94,16 @@ class EventFrameDataset(Dataset):
     ):
         self.info, self.split, self.spec = info, split, spec
         self.cache, self.augment, self.skip_bad = cache, augment, skip_bad
-        self.skipped: list[str] = []
-        self.recordings = self._screen(recordings, progress)
-        self.split_info = dict(split_info, skipped_files=len(self.skipped))
+        desc = f"{info.name} {split}: " + ("decoding every file" if skip_bad else "checking files")
+        screening = screen(recordings, self.frames_of, cache, skip_bad, desc, progress)
+        if not screening.kept and recordings:
+            first = next(iter(screening.skipped.items()))
+            raise CorruptEventFile(first[0], f"every recording of this split is bad ({first[1]})")
+        self.recordings = screening.kept
+        self.skipped: list[str] = list(screening.skipped)
+        self.split_info = dict(split_info, **screening.summary())
         self.classes = list(info.classes)
-
-    def _screen(self, recordings: list[Recording], progress: bool) -> list[Recording]:
-        """Structural check of every file (sizes, headers) before any training starts."""
-        kept, checked = [], {}
-        shown = progress and len(recordings) >= 2000
-        desc = f"{self.info.name} {self.split}: checking files"
-        for rec in tqdm(recordings, desc=desc, disable=not shown, leave=False):
-            if rec.path not in checked:
-                checked[rec.path] = self._check(rec)
-            if checked[rec.path] is None:
-                kept.append(rec)
-            elif rec.path not in self.skipped:
-                self.skipped.append(rec.path)
-        if not kept and recordings:
-            raise CorruptEventFile(recordings[0].path, "every recording of this split is bad")
-        return kept
-
-    def _check(self, rec: Recording) -> str | None:
-        if self.cache is not None and self.cache.is_bad(self._key(rec)):
-            if self.skip_bad:
-                return "marked bad"
-            raise CorruptEventFile(rec.path, "an earlier run found it bad")
-        if self.cache is not None and self.cache.path(self._key(rec)).exists():
-            return None
-        try:
-            quick_check(rec.path, rec.fmt)
-        except BAD_INPUT as err:
-            if not self.skip_bad:
-                raise
-            return str(err)
-        return None
+        warn_skipped(info.name, split, screening)
 
     @property
     def targets(self) -> list[int]:
@@ -131,47 +112,33 @@ class EventFrameDataset(Dataset):
     def __len__(self) -> int:
         return len(self.recordings)
 
-    def _key(self, rec: Recording) -> str:
-        return FrameCache.key(*rec.cache_key_parts())
-
     def frames_of(self, rec: Recording) -> np.ndarray:
         """Integer frames of one recording, from the cache when it has them."""
-        key = self._key(rec)
-        if self.cache is not None:
-            cached = self.cache.load(key)
+        key = FrameCache.key(*rec.cache_key_parts()) if self.cache is not None else None
+        if key is not None:
+            cached = self.cache.load(key, rec.path)
             if cached is not None:
                 return cached
-        events = read_events(rec.path, rec.fmt)
+        try:
+            events = read_events(rec.path, rec.fmt)
+        except OSError as err:
+            raise UnreadableRecording(rec.path, err.strerror or str(err)) from None
         if rec.start is not None:
             events = events[(events["t"] >= rec.start) & (events["t"] < rec.end)]
+        if not len(events):
+            where = "" if rec.start is None else f" in its segment [{rec.start}, {rec.end}) us"
+            raise CorruptEventFile(rec.path, f"no events{where}; it would train as a blank sample")
         frames = recording_frames(events, self.info, self.spec, rec.path)
-        if self.cache is not None:
+        if key is not None:
             self.cache.save(key, frames)
         return frames
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        for attempt in range(len(self.recordings)):
-            rec = self.recordings[(index + attempt) % len(self.recordings)]
-            try:
-                frames = self.frames_of(rec)
-            except BAD_INPUT as err:
-                if not self.skip_bad:
-                    raise
-                self._note_bad(rec, err)
-                continue
-            tensor = torch.from_numpy(frames.astype(np.float32))
-            if self.augment is not None:
-                tensor = self.augment(tensor)
-            return tensor, rec.label
-        raise CorruptEventFile(self.recordings[index].path, "no readable recording is left")
-
-    def _note_bad(self, rec: Recording, err: Exception) -> None:
-        # Found only on a full decode; the marker makes later runs skip it up front.
-        if rec.path not in self.skipped:
-            self.skipped.append(rec.path)
-            warnings.warn(f"skipping bad recording: {err}", stacklevel=3)
-        if self.cache is not None:
-            self.cache.mark_bad(self._key(rec), str(err))
+        rec = self.recordings[index]
+        tensor = torch.from_numpy(self.frames_of(rec).astype(np.float32))
+        if self.augment is not None:
+            tensor = self.augment(tensor)
+        return tensor, rec.label
 
 
 class NDigitsDataset(Dataset):
@@ -275,8 +242,9 @@ def get_dataset(
     event counts) or "time" (equal durations). augment: True for the dataset's usual random
     crop / flip / roll (train split only; a mapping or "crop_pad=4,flip,roll=5" picks them).
     cache: keep frames on disk so later epochs read frames only (ndigits always keeps one
-    frames file a setting and serves a split from memory). skip_bad: skip (and count, in
-    dataset.skipped) unreadable recordings instead of raising. download: fetch a missing
+    frames file a setting and serves a split from memory). skip_bad: decode every recording
+    once now and leave out (and count, in dataset.skipped and split_info) those that cannot be
+    decoded, instead of raising. download: fetch a missing
     benchmark through tonic. Options: resize=(H, W) | int | None ("default": N-Caltech101's
     48x48), denoise=filter microseconds, split_seed / test_fraction (CIFAR10-DVS,
     N-Caltech101: seeded stratified split, default 0 / 0.1), cache_dir=folder, seed (ndigits).
@@ -288,7 +256,7 @@ def get_dataset(
     unknown = set(options) - set(OPTIONS)
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {', '.join(OPTIONS)}")
-    root = resolve_data_dir(data_dir)
+    root = usable_data_dir(resolve_data_dir(data_dir))
     spec = _frame_spec(
         info, time_steps, split_by, options.get("resize", "default"), options.get("denoise")
     )
@@ -313,7 +281,9 @@ def get_dataset(
     if cache:
         cache_root = writable_cache_root(root, options.get("cache_dir"))
         frame_cache = FrameCache(
-            cache_root, {"dataset": info.name, **spec.as_dict(), "sensor": list(info.sensor_size)}
+            cache_root,
+            {"dataset": info.name, **spec.as_dict(), "sensor": list(info.sensor_size)},
+            shape=(spec.time_steps, 2, *spec.out_hw),
         )
     split_info["frames"] = spec.as_dict()
     return EventFrameDataset(
@@ -323,7 +293,17 @@ def get_dataset(
 
 def _get_ndigits(root, split, spec, aug, seed, progress) -> NDigitsDataset:
     folder = root / dataset_info("ndigits").tonic_folder
-    data = ndigits_frames(folder, seed, spec, progress)
+    try:
+        data = ndigits_frames(folder, seed, spec, progress)
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise DataError(
+            f"cannot write the generated ndigits data into {folder} ({err.strerror}: "
+            f"{err.filename}). ndigits is generated on first use and kept in the data folder: "
+            "pass --data-dir a folder you can write to (or set SPIKEQUANT_DATA), or generate "
+            f"it once where you can write and copy its {folder.name}/ folder here"
+        ) from None
     split_info = {
         "dataset": "ndigits",
         "kind": "stratified",
@@ -335,6 +315,33 @@ def _get_ndigits(root, split, spec, aug, seed, progress) -> NDigitsDataset:
         "frames": spec.as_dict(),
     }
     return NDigitsDataset(data[split], data[f"{split}_labels"], split_info, aug)
+
+
+def usable_data_dir(root: Path) -> Path:
+    """`root`, or a DataError when it (or the nearest existing folder above it) is a file."""
+    existing = root
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        what = "is a file" if existing == root else f"lies under {existing}, which is a file"
+        raise DataError(
+            f"data folder {root} {what}, not a folder: pass --data-dir (data_dir=) a folder; "
+            "one that does not exist yet is created when something is written to it"
+        )
+    return root
+
+
+def skipped_summary(**splits: Dataset) -> dict:
+    """{"skipped_files", "skipped_recordings", "skipped": [{"split", "file", "reason"}]} over
+    the named splits' datasets (what skip_bad left out), for a run's metrics."""
+    infos = {name: getattr(data, "split_info", None) or {} for name, data in splits.items()}
+    listed = [
+        {"split": name, **entry}
+        for name, info in infos.items()
+        for entry in info.get("skipped", [])
+    ]
+    samples = sum(info.get("skipped_recordings", 0) for info in infos.values())
+    return {"skipped_files": len(listed), "skipped_recordings": samples, "skipped": listed}
 
 
 def _warn_if_partial(info: DatasetInfo, split_info: dict) -> None:

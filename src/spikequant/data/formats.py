@@ -11,8 +11,10 @@
 - AEDAT 4.0 .aedat4 (tonic's CIFAR10-DVS): see aedat4.py.
 
 Every reader returns an EVENT_DTYPE array and raises CorruptEventFile naming the file when
-the bytes do not decode. `quick_check(path)` does the same structural test from the file size
-and headers alone, so a truncated file is found before training starts.
+the bytes do not decode (tests/test_data_fuzz.py holds them to that on arbitrary bytes).
+`quick_check(path)` does the same structural test from the file size and headers alone (and
+for ATIS files whether any event is not an overflow marker), so a truncated or blank file is
+found before training starts.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ import numpy as np
 
 from .aedat4 import quick_check_aedat4, read_aedat4
 from .events import CorruptEventFile, make_events
+from .fingerprint import stat_signature
 
 ATIS_OVERFLOW_Y = 240
 ATIS_OVERFLOW_STEP_US = 2**13
 AEDAT3_PACKET_HEADER = struct.Struct("<hhiiiiii")  # type, source, size, tsoffset, overflow, ...
 AEDAT3_POLARITY_TYPE = 1
+GESTURE_CLASSES = 11
 
 
 def read_atis_bin(path: str | os.PathLike) -> np.ndarray:
@@ -52,14 +56,20 @@ def read_atis_bin(path: str | os.PathLike) -> np.ndarray:
 
 def read_gesture_npy(path: str | os.PathLike) -> np.ndarray:
     """tonic's DVS128 Gesture .npy ([N, 4]: x, y, p, t in ms) -> events (t in us)."""
+    _quick_check_npy(path, os.path.getsize(path))
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:
+    except (ValueError, EOFError) as err:
         raise CorruptEventFile(path, f"numpy cannot load it ({err})") from None
-    if array.ndim != 2 or array.shape[1] != 4:
-        raise CorruptEventFile(path, f"expected an [N, 4] x, y, p, t array, got {array.shape}")
-    t_us = np.rint(array[:, 3].astype(np.float64) * 1000.0).astype(np.int64)
-    return make_events(array[:, 0], array[:, 1], t_us, array[:, 2] != 0)
+    values = array.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise CorruptEventFile(path, "it holds NaN or infinite values")
+    if len(values) and (values[:, :2].min() < 0 or values[:, :2].max() >= 2**15):
+        raise CorruptEventFile(path, "an x or y address is negative or above 32767")
+    t_us = np.rint(values[:, 3] * 1000.0)
+    if len(t_us) and np.abs(t_us).max() >= 2**62:
+        raise CorruptEventFile(path, "a timestamp is out of range")
+    return make_events(values[:, 0], values[:, 1], t_us.astype(np.int64), values[:, 2] != 0)
 
 
 def read_aedat2_dvs128(path: str | os.PathLike) -> np.ndarray:
@@ -87,12 +97,19 @@ def read_aedat2_dvs128(path: str | os.PathLike) -> np.ndarray:
 
 def read_aedat31(path: str | os.PathLike) -> np.ndarray:
     """DVS128 Gesture original .aedat (AEDAT 3.1) -> polarity events (other packets skipped)."""
-    return _read_aedat31_cached(str(path), os.path.getmtime(path)).copy()
+    signature = stat_signature(path)
+    if signature is None:  # changed a moment ago: never from the memory of an older read
+        return _decode_aedat31(str(path))
+    return _read_aedat31_cached(str(path), tuple(signature)).copy()
 
 
 @functools.lru_cache(maxsize=2)
-def _read_aedat31_cached(path: str, _mtime: float) -> np.ndarray:
+def _read_aedat31_cached(path: str, _signature: tuple) -> np.ndarray:
     # One file holds all gestures of a trial; several samples in a row read the same file.
+    return _decode_aedat31(path)
+
+
+def _decode_aedat31(path: str) -> np.ndarray:
     data = Path(path).read_bytes()
     columns = []
     for offset, overflow, count in _aedat31_packets(io.BytesIO(data), len(data), path):
@@ -134,14 +151,22 @@ def _aedat31_packets(f: BinaryIO, end: int, path: str):
 
 def read_gesture_labels(csv_path: str | os.PathLike) -> list[tuple[int, int, int]]:
     """A DVS128 Gesture *_labels.csv -> [(label 0..10, start us, end us)]."""
+    try:
+        text = Path(csv_path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CorruptEventFile(csv_path, f"not a text file ({err})") from None
     rows = []
-    for line in Path(csv_path).read_text().splitlines()[1:]:
+    for line in text.splitlines()[1:]:
         if not line.strip():
             continue
         try:
             label, start, end = (int(v) for v in line.split(",")[:3])
         except ValueError:
             raise CorruptEventFile(csv_path, f"bad label row {line!r}") from None
+        if not 1 <= label <= GESTURE_CLASSES or not 0 <= start < end:
+            raise CorruptEventFile(
+                csv_path, f"label row {line!r}: class 1..{GESTURE_CLASSES}, 0 <= start < end"
+            )
         rows.append((label - 1, start, end))
     return rows
 
@@ -185,8 +210,7 @@ def quick_check(path: str | os.PathLike, fmt: str) -> None:
     """Raise CorruptEventFile if the file is structurally broken (from size and headers)."""
     size = os.path.getsize(path)
     if fmt == "atis_bin":
-        if size % 5:
-            raise CorruptEventFile(path, f"{size} bytes is not a whole number of 5-byte events")
+        _quick_check_atis(path, size)
     elif fmt == "gesture_npy":
         _quick_check_npy(path, size)
     elif fmt == "aedat2":
@@ -205,19 +229,44 @@ def quick_check(path: str | os.PathLike, fmt: str) -> None:
         quick_check_aedat4(path)
 
 
+def _quick_check_atis(path: str | os.PathLike, size: int) -> None:
+    """Whole 5-byte events, and at least one that is not a timestamp-overflow marker: an
+    empty or all-overflow file decodes to no events and would train as an all-zero sample."""
+    if size % 5:
+        raise CorruptEventFile(path, f"{size} bytes is not a whole number of 5-byte events")
+    if size == 0:
+        raise CorruptEventFile(path, "the file is empty (0 bytes), it holds no events")
+    with open(path, "rb") as f:
+        while chunk := f.read(5 * 4096):  # whole events a chunk; the first one nearly always
+            if (np.frombuffer(chunk, dtype=np.uint8)[1::5] != ATIS_OVERFLOW_Y).any():
+                return
+    raise CorruptEventFile(
+        path, f"all {size // 5} events are timestamp-overflow markers (y = 240), no real event"
+    )
+
+
 def _quick_check_npy(path: str | os.PathLike, size: int) -> None:
-    try:
-        with open(path, "rb") as f:
+    """An [N, 4] array of plain numbers whose header agrees with the file's size."""
+    with open(path, "rb") as f:
+        try:
             major, _ = np.lib.format.read_magic(f)
+            if major not in (1, 2):
+                raise ValueError(f".npy format version {major} is not one numpy writes for numbers")
             read_header = (
                 np.lib.format.read_array_header_1_0
                 if major == 1
                 else np.lib.format.read_array_header_2_0
             )
             shape, _fortran, dtype = read_header(f)
-            header_end = f.tell()
-    except (ValueError, OSError, EOFError) as err:
-        raise CorruptEventFile(path, f"not a readable .npy file ({err})") from None
-    expected = header_end + int(np.prod(shape)) * dtype.itemsize
+        except OSError:
+            raise
+        except Exception as err:  # numpy parses the header with ast/tokenize: their errors too
+            raise CorruptEventFile(path, f"not a readable .npy file ({err})") from None
+        header_end = f.tell()
+    if len(shape) != 2 or shape[1] != 4:
+        raise CorruptEventFile(path, f"expected an [N, 4] x, y, p, t array, got {list(shape)}")
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise CorruptEventFile(path, f"it holds {dtype} values, not plain numbers")
+    expected = header_end + int(np.prod(shape, dtype=object)) * dtype.itemsize
     if size != expected:
         raise CorruptEventFile(path, f"{size} bytes where the .npy header implies {expected}")

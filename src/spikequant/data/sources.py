@@ -42,9 +42,12 @@ class Recording:
     mtime_ns: int
     start: int | None = None
     end: int | None = None
+    digest: str | None = None  # of the file's content, set when the dataset is indexed
 
     def cache_key_parts(self) -> tuple:
-        return (self.relpath, self.size, self.mtime_ns, self.start, self.end)
+        if self.digest is None:
+            raise ValueError(f"{self.path}: no content digest to key its frames by")
+        return (self.digest, self.start, self.end)
 
 
 # (path, label, format, segment start, segment end): a recording before its file is stat'ed.
@@ -213,8 +216,11 @@ def find_recordings(
     return [_recording(c, root) for c in chosen], split_info, searched
 
 
-def count_recordings(info: DatasetInfo, data_dir: Path) -> tuple[dict[str, int], str | None, Path]:
-    """({"train": n, "test": n} or {"all": n}, layout, dataset folder) without stat'ing files."""
+def count_recordings(
+    info: DatasetInfo, data_dir: Path
+) -> tuple[dict[str, int], str | None, Path, list[tuple[Path, str]]]:
+    """({"train": n, "test": n} or {"all": n}, layout, dataset folder, [(file, format)] of the
+    distinct files) without stat'ing files."""
     root = data_dir / info.tonic_folder
     if info.name in ("nmnist", "dvsgesture"):
         finder = find_nmnist if info.name == "nmnist" else find_dvsgesture
@@ -223,4 +229,5 @@ def count_recordings(info: DatasetInfo, data_dir: Path) -> tuple[dict[str, int],
         finder = find_cifar10dvs if info.name == "cifar10dvs" else find_ncaltech101
         found = {"all": finder(root)[0]}
     layout = next((c[0][2] for c in found.values() if c), None)
-    return {k: len(v) for k, v in found.items()}, layout, root
+    files = {c[0]: c[2] for candidates in found.values() for c in candidates}
+    return {k: len(v) for k, v in found.items()}, layout, root, list(files.items())

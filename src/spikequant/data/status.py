@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ..errors import DataError
 from . import ndigits
+from .formats import quick_check
 from .registry import DatasetInfo, dataset_info, resolve_data_dir
 from .sources import count_recordings
 
@@ -26,6 +28,8 @@ class DatasetStatus:
     counts: dict[str, int] = field(default_factory=dict)
     layout: str | None = None
     note: str = ""
+    checked: bool = False  # whether every file's structure was checked
+    bad_files: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
 
     @property
     def total(self) -> int:
@@ -33,11 +37,17 @@ class DatasetStatus:
 
     @property
     def complete(self) -> bool:
-        return self.found and self.total >= sum(self.info.expected_files.values())
+        """Every expected recording is there and, when checked, no file is bad."""
+        enough = self.total >= sum(self.info.expected_files.values())
+        return self.found and enough and not self.bad_files
 
 
-def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> DatasetStatus:
-    """Look for `name` under data_dir (default: default_data_dir())."""
+def dataset_status(
+    name: str, data_dir: str | os.PathLike | None = None, check: bool = True
+) -> DatasetStatus:
+    """Look for `name` under data_dir (default: default_data_dir()). check: also test every
+    file found the way training does before it starts (sizes and headers, and that an ATIS
+    file holds an event), listing the bad ones; without it the files are only counted."""
     info = dataset_info(name)
     root = resolve_data_dir(data_dir)
     if info.name == "ndigits":
@@ -47,7 +57,7 @@ def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> Data
         counts = {"all": 1797} if ready else {}
         return DatasetStatus(info, True, str(folder), counts, "simulated events", note)
     try:
-        counts, layout, folder = count_recordings(info, root)
+        counts, layout, folder, files = count_recordings(info, root)
     except (OSError, ValueError) as err:
         return DatasetStatus(info, False, str(root / info.tonic_folder), note=str(err))
     found = sum(counts.values()) > 0
@@ -58,4 +68,18 @@ def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> Data
         counts if found else {},
         LAYOUT_NAMES.get(layout, layout),
         "" if found else info.how_to_get,
+        checked=check and found,
+        bad_files=_bad_files(files) if check else [],
     )
+
+
+def _bad_files(files) -> list[tuple[str, str]]:
+    bad = []
+    for path, fmt in files:
+        try:
+            quick_check(path, fmt)
+        except DataError as err:
+            bad.append((str(path), getattr(err, "reason", None) or str(err)))
+        except OSError as err:
+            bad.append((str(path), f"cannot be read ({err.strerror or err})"))
+    return bad

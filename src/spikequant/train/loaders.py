@@ -25,6 +25,7 @@ class Loaders:
 
 def make_loaders(cfg: TrainConfig, ctx: DistContext) -> Loaders:
     from ..data import get_dataset
+    from ..data.datasets import skipped_summary
 
     common = dict(
         data_dir=cfg.data_dir,
@@ -72,5 +73,6 @@ def make_loaders(cfg: TrainConfig, ctx: DistContext) -> Loaders:
             "size": len(val_idx),
         },
         calibration_size=len(calib_idx),
+        **skipped_summary(train=train_full, test=test_set),
     )
     return Loaders(train_loader, val_loader, test_loader, calibration, split_info)
