@@ -6,7 +6,10 @@ The class is defined inside a fixture so that its registration ends with each te
 
 from __future__ import annotations
 
+import inspect
 import json
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,14 +35,14 @@ def define_adaptive_lif() -> type[SpikingNeuron]:
         `rho` a step (Bellec et al. 2018's ALIF); `beta` is learned."""
 
         def __init__(self, tau: float = 2.0, rho: float = 0.8, beta: float = 0.5, **options):
-            super().__init__(**options)
+            super().__init__(**options)  # threshold, v_reset, detach_reset, surrogate, ...
             self.tau, self.rho = tau, rho
             self.beta = nn.Parameter(torch.tensor(beta))
 
-        def initial_state(self, x):
+        def initial_state(self, x):  # state: "v", "spike" (previous step) and your own entries
             return {**super().initial_state(x), "a": torch.zeros_like(x)}
 
-        def charge(self, x, state):
+        def charge(self, x, state):  # h[t] from x[t] and the state after step t-1
             state["a"] = self.rho * state["a"] + state["spike"]  # the adaptation trace
             v = state["v"]
             return v + (x - (v - self.rest)) / self.tau
@@ -124,3 +127,12 @@ def test_a_registered_network_trains_with_it_through_fit(adaptive_lif, ndigits_d
     assert set(betas) == {"neuron1.beta", "neuron2.beta", "neuron_out.beta"}
     # trained away from its initial value (the output layer's only once it spikes)
     assert betas["neuron1.beta"] != 0.5 and betas["neuron2.beta"] != 0.5
+
+
+def test_the_recipe_in_docs_is_this_neuron():
+    docs = (Path(__file__).parents[1] / "docs" / "extending.md").read_text()
+    section = docs[docs.index("## Add a neuron"):]
+    start = section.index("```python\n") + len("```python\n")
+    code = section[start:section.index("\n```", start)]
+    ours = textwrap.dedent(inspect.getsource(define_adaptive_lif)).splitlines()[1:-2]
+    assert code[code.index("class AdaptiveLIF"):] == textwrap.dedent("\n".join(ours))
