@@ -131,3 +131,12 @@ def test_a_neuron_without_fixed_point_state_refuses_state_bits():
     with pytest.raises(ValueError, match="keeps float state.*lif, plif"):
         neuron.set_state_bits(8)
     neuron.set_state_bits(None)
+
+
+def test_the_generic_path_of_a_fixed_point_lif_refuses_rather_than_run_float():
+    neuron = LIF()
+    neuron.set_state_bits(8)
+    x = torch.rand(3, 2, 4) * 2
+    assert neuron(x).shape == x.shape  # the fast path keeps the fixed-point grid
+    with pytest.raises(ValueError, match="float-state reference path"):
+        neuron.run_steps(x)

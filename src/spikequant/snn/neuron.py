@@ -72,6 +72,15 @@ class BaseLIF(SpikingNeuron):
             return v + (x - (v - rest)) * k
         return v - (v - rest) * k + x
 
+    def run_steps(self, x_seq: torch.Tensor, state: State | None = None
+                  ) -> tuple[torch.Tensor, State]:
+        if self.state_grid() is not None:
+            raise ValueError(
+                "run_steps is the float-state reference path; a neuron with state_bits runs "
+                "its fixed-point state through forward / forward_with_state"
+            )
+        return super().run_steps(x_seq, state)
+
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         """Spikes [T, B, ...] for input current [T, B, ...], starting from rest."""
         return self.forward_with_state(x_seq)[0]
