@@ -101,7 +101,7 @@ def test_neuron_kernel_plif_from_a_given_potential_over_several_blocks():
                            store_v=True)
 
 
-def test_every_builtin_surrogate_has_a_kernel_code():
+def test_every_builtin_surrogate_is_registered_with_a_kernel_code():
     assert set(SURROGATE_CODES) == set(BUILTIN_SURROGATES) <= set(SURROGATES)
     assert sorted(SURROGATE_CODES.values()) == list(range(len(BUILTIN_SURROGATES)))
 
