@@ -25,7 +25,13 @@ from spikequant.quant.kernels_triton import sigmoid_quantize_triton  # noqa: E40
 from spikequant.snn import lif_multistep  # noqa: E402
 from spikequant.snn.functional import _LIFMultiStep  # noqa: E402
 from spikequant.snn.kernels_triton import SURROGATE_CODES, lif_multistep_triton  # noqa: E402
-from spikequant.snn.surrogate import DEFAULT_ALPHA, DERIVATIVES  # noqa: E402
+from spikequant.snn.surrogate import (  # noqa: E402
+    BUILTIN_SURROGATES,
+    SURROGATES,
+    SurrogateRecord,
+    register_surrogate,
+    unregister_surrogate,
+)
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 pytestmark = [
@@ -47,8 +53,8 @@ def _run_neuron(fn, x, v0, k, v_reset, decay_input, detach, kind, store_v, loss_
     xi = x.clone().requires_grad_()
     vi = v0.clone().requires_grad_() if v0 is not None else None
     ki = k.clone().requires_grad_() if isinstance(k, torch.Tensor) else k
-    spikes, v = fn(xi, vi, ki, 1.0, v_reset, decay_input, detach, kind, DEFAULT_ALPHA[kind],
-                   store_v)
+    alpha = SURROGATES[kind].default_alpha
+    spikes, v = fn(xi, vi, ki, 1.0, v_reset, decay_input, detach, kind, alpha, store_v)
     # a loss that weights neurons differently and reaches the potentials too
     loss = (spikes * loss_weights).sum() + 0.1 * (v * v).sum()
     inputs = [xi] + [t for t in (vi, ki) if isinstance(t, torch.Tensor)]
@@ -95,9 +101,24 @@ def test_neuron_kernel_plif_from_a_given_potential_over_several_blocks():
                            store_v=True)
 
 
-def test_every_registered_surrogate_has_a_kernel_code():
-    assert set(SURROGATE_CODES) == set(DERIVATIVES)
-    assert len(set(SURROGATE_CODES.values())) == len(SURROGATE_CODES)
+def test_every_builtin_surrogate_is_registered_with_a_kernel_code():
+    assert set(SURROGATE_CODES) == set(BUILTIN_SURROGATES) <= set(SURROGATES)
+    assert sorted(SURROGATE_CODES.values()) == list(range(len(BUILTIN_SURROGATES)))
+
+
+def test_a_surrogate_without_a_kernel_code_runs_the_torch_implementation():
+    record = SurrogateRecord("box", lambda x, a: (a * x + 0.5).clamp(0, 1),
+                             lambda x, a, inplace=False: (x.abs() < 0.5 / a).to(x.dtype) * a, 1.0)
+    register_surrogate(record)
+    try:
+        x = (torch.randn(4, 2, 9) * 2).to(DEVICE).requires_grad_()
+        with use_kernels("triton"):
+            spikes, _ = lif_multistep(x, None, 0.5, 1.0, 0.0, True, False, "box", 1.0)
+        assert "Triton" not in type(spikes.grad_fn).__name__
+        spikes.sum().backward()
+        assert x.grad.abs().sum() > 0
+    finally:
+        unregister_surrogate("box")
 
 
 @pytest.mark.parametrize("v_reset", [0.3, None])

@@ -16,11 +16,9 @@ from spikequant.snn import (
     Surrogate,
     TimeFolded,
     TimeSharedDropout,
-    lif_multistep,
-    lif_multistep_reference,
     make_neuron,
 )
-from spikequant.snn.surrogate import DERIVATIVES, SPIKE_FUNCTIONS
+from spikequant.snn.surrogate import SURROGATES
 
 # Smooth steps whose derivatives the surrogates are (triangle: the piecewise quadratic step).
 PRIMITIVES = {
@@ -33,7 +31,7 @@ PRIMITIVES = {
 }
 
 
-@pytest.mark.parametrize("kind", list(DERIVATIVES))
+@pytest.mark.parametrize("kind", list(SURROGATES))
 @pytest.mark.parametrize("alpha", [0.5, 2.0, 7.0])
 def test_surrogate_is_heaviside_forward_and_smooth_step_derivative_backward(kind, alpha):
     x = torch.linspace(-3, 3, 601, dtype=torch.float64).requires_grad_()
@@ -43,14 +41,17 @@ def test_surrogate_is_heaviside_forward_and_smooth_step_derivative_backward(kind
     xs = x.detach().requires_grad_()
     (expected,) = torch.autograd.grad(PRIMITIVES[kind](xs, alpha).sum(), xs)
     assert torch.allclose(grad, expected, atol=1e-10)
-    inplace = DERIVATIVES[kind](x.detach().clone(), alpha, inplace=True)
+    record = SURROGATES[kind]
+    inplace = record.derivative(x.detach().clone(), alpha, inplace=True)
     assert torch.allclose(inplace, grad)
+    # the record's own smooth step is the one written out above
+    assert torch.allclose(record.smooth_step(xs.detach(), alpha), PRIMITIVES[kind](xs, alpha))
 
 
-@pytest.mark.parametrize("kind", list(DERIVATIVES))
+@pytest.mark.parametrize("kind", list(SURROGATES))
 def test_surrogate_derivatives_integrate_to_one(kind):
     x = torch.linspace(-2000, 2000, 4_000_001, dtype=torch.float64)
-    area = torch.trapezoid(DERIVATIVES[kind](x, 3.0), x).item()
+    area = torch.trapezoid(SURROGATES[kind].derivative(x, 3.0), x).item()
     assert area == pytest.approx(1.0, abs=2e-3)
 
 
@@ -61,7 +62,6 @@ def test_surrogate_rejects_unknown_names_and_bad_alpha():
         Surrogate("atan", 0.0)
     with pytest.raises(TypeError, match="surrogate must be"):
         LIF(surrogate=3)
-    assert set(SPIKE_FUNCTIONS) == set(DERIVATIVES)
 
 
 CONFIGS = list(
@@ -69,36 +69,53 @@ CONFIGS = list(
         [0.0, None, -0.3],  # v_reset (None: soft reset)
         [False, True],  # detach_reset
         [True, False],  # decay_input
-        list(DERIVATIVES),
-        [False, True],  # learnable decay (PLIF)
+        list(SURROGATES),
+        [False, True],  # PLIF (learnable decay) or LIF
         [False, True],  # store_v_seq
         [False, True],  # explicit initial potential
     )
 )
 
 
-def test_fused_neuron_matches_stepwise_autograd_in_value_and_gradient():
+def test_fused_neuron_matches_the_generic_autograd_path_in_value_and_gradient():
+    """LIF / PLIF's fast path (the fused kernel with its hand-written backward) against the
+    base class's charge -> fire -> reset loop over LIF's `charge` under plain autograd."""
     gen = torch.Generator().manual_seed(0)
     for v_reset, detach, decay_input, kind, learn, store, given_v0 in CONFIGS:
+        options = dict(v_reset=v_reset, detach_reset=detach, decay_input=decay_input,
+                       surrogate=kind, store_v_seq=store)
+        neuron = (PLIF(**options) if learn else LIF(tau=2.5, **options)).double()
+        if learn:
+            with torch.no_grad():
+                neuron.w.fill_(0.3)
         x = (torch.randn(8, 4, 5, generator=gen, dtype=torch.float64) * 2).requires_grad_()
         v0 = (torch.randn(4, 5, generator=gen, dtype=torch.float64) * 0.3).requires_grad_()
-        w = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
-        inputs = [x, v0, w] if given_v0 else [x, w]
-        args = (1.0, v_reset, decay_input, detach, kind, 2.0)
-        decay = torch.sigmoid(w) if learn else 0.4
-        s1, v1 = lif_multistep(x, v0 if given_v0 else None, decay, *args, store_v_seq=store)
-        decay = torch.sigmoid(w) if learn else 0.4
-        s2, v2 = lif_multistep_reference(x, v0 if given_v0 else None, decay, *args)
-        v2 = v2 if store else v2[-1]
-        assert torch.equal(s1, s2)
-        assert torch.allclose(v1, v2, atol=1e-12)
+        inputs = [x] + ([v0] if given_v0 else []) + ([neuron.w] if learn else [])
+        s1, v1 = neuron.forward_with_state(x, v0 if given_v0 else None)
+        v1 = neuron.v_seq if store else v1
+        s2, state = neuron.run_steps(x, {"v": v0} if given_v0 else None)
+        v2 = neuron.v_seq if store else state["v"]
+        case = (v_reset, detach, decay_input, kind, learn, store, given_v0)
+        assert torch.equal(s1, s2), case
+        assert torch.allclose(v1, v2, atol=1e-12), case
         assert s1.sum() > 0 and (1 - s1).sum() > 0  # both branches exercised
         gs, gv = torch.randn_like(s1), torch.randn_like(v1)
-        wanted = [t for t in inputs if t is not w or learn]
-        g1 = torch.autograd.grad((s1 * gs).sum() + (v1 * gv).sum(), wanted)
-        g2 = torch.autograd.grad((s2 * gs).sum() + (v2 * gv).sum(), wanted)
+        g1 = torch.autograd.grad((s1 * gs).sum() + (v1 * gv).sum(), inputs)
+        g2 = torch.autograd.grad((s2 * gs).sum() + (v2 * gv).sum(), inputs)
         for a, b in zip(g1, g2):
-            assert torch.allclose(a, b, atol=1e-10), (v_reset, detach, decay_input, kind, learn)
+            assert torch.allclose(a, b, atol=1e-10), case
+
+
+def test_generic_path_streams_every_state_entry_in_chunks():
+    torch.manual_seed(0)
+    neuron = PLIF(v_reset=None)
+    x = torch.randn(8, 2, 6) * 2
+    whole, end = neuron.run_steps(x)
+    first, state = neuron.run_steps(x[:5])
+    second, state = neuron.run_steps(x[5:], state)
+    assert torch.equal(torch.cat([first, second]), whole)
+    assert state.keys() == end.keys() == {"v", "spike"}
+    assert torch.allclose(state["v"], end["v"]) and torch.equal(state["spike"], whole[-1])
 
 
 def test_neuron_state_does_not_leak_between_calls():

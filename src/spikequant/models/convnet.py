@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..snn import BaseLIF, SpikingSequential, TimeSharedDropout, make_neuron
+from ..snn import SpikingNeuron, SpikingSequential, TimeSharedDropout, make_neuron
 from ..snn.fixed_point import check_state_bits
 
 
@@ -129,7 +129,7 @@ class SpikingConvNet(SpikingSequential):
                     "precision instead (e.g. --layer-bits conv1=8) or drop --state-bits"
                 )
         for m in self.modules():
-            if isinstance(m, BaseLIF):
+            if isinstance(m, SpikingNeuron):  # one without fixed-point state refuses bits
                 m.set_state_bits(bits)
         self.state_bits = bits
 

@@ -33,21 +33,31 @@ BLOCK = 1024
 
 
 @triton.jit
-def _quantize_forward_kernel(
-    w_ptr, alpha_ptr, beta_ptr, b_ptr, s_ptr, t_ptr, q0_ptr, out_ptr,
-    row_len, steps, blocks_per_row,
-    BLOCK_SIZE: tl.constexpr,
-):
+def _row_block(w_ptr, alpha_ptr, beta_ptr, t_ptr, row_len, blocks_per_row,
+               BLOCK_SIZE: tl.constexpr):
+    """This program's block of one weight row: offsets, mask, weights, the row's alpha and
+    beta, and the temperature."""
     # one flat grid (rows x blocks_per_row): a second grid axis would cap a row at 65535 blocks
-    pid = tl.program_id(0)
-    row = pid // blocks_per_row
-    cols = (pid % blocks_per_row).to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    slot = tl.program_id(0)
+    row = slot // blocks_per_row
+    cols = (slot % blocks_per_row).to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = cols < row_len
     offs = row.to(tl.int64) * row_len + cols
     w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     alpha = tl.load(alpha_ptr + row).to(tl.float32)
     beta = tl.load(beta_ptr + row).to(tl.float32)
     t = tl.load(t_ptr).to(tl.float32)
+    return offs, mask, w, alpha, beta, t
+
+
+@triton.jit
+def _quantize_forward_kernel(
+    w_ptr, alpha_ptr, beta_ptr, b_ptr, s_ptr, t_ptr, q0_ptr, out_ptr,
+    row_len, steps, blocks_per_row,
+    BLOCK_SIZE: tl.constexpr,
+):
+    offs, mask, w, alpha, beta, t = _row_block(w_ptr, alpha_ptr, beta_ptr, t_ptr, row_len,
+                                               blocks_per_row, BLOCK_SIZE)
     x = beta * w
     soft = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     for i in range(steps):
@@ -66,16 +76,9 @@ def _quantize_backward_kernel(
     REFERENCE: tl.constexpr, BLOCK_SIZE: tl.constexpr,
 ):
     slot = tl.program_id(0)
-    row = slot // blocks_per_row
-    col_block = slot % blocks_per_row
-    cols = col_block.to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = cols < row_len
-    offs = row.to(tl.int64) * row_len + cols
-    w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    offs, mask, w, alpha, beta, t = _row_block(w_ptr, alpha_ptr, beta_ptr, t_ptr, row_len,
+                                               blocks_per_row, BLOCK_SIZE)
     g = tl.load(grad_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    alpha = tl.load(alpha_ptr + row).to(tl.float32)
-    beta = tl.load(beta_ptr + row).to(tl.float32)
-    t = tl.load(t_ptr).to(tl.float32)
     x = beta * w
     soft = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     slope = tl.zeros([BLOCK_SIZE], dtype=tl.float32)

@@ -1,28 +1,42 @@
-"""Multi-step spiking neurons (LIF, PLIF), surrogate gradients and helpers for [T, B, ...]
-networks. Depends on nothing else in spikequant: a neuron knows nothing of quantization."""
+"""Multi-step spiking neurons (a generic base, LIF, PLIF), surrogate gradients and helpers for
+[T, B, ...] networks. Depends on nothing else in spikequant: a neuron knows nothing of
+quantization."""
 
 from . import functional, surrogate
-from .functional import fold_time, lif_multistep, lif_multistep_reference, unfold_time
+from .base import NEURONS, SpikingNeuron, make_neuron, unregister_neuron
+from .functional import fold_time, lif_multistep, unfold_time
 from .layer import MultiStepModule, SpikingSequential, TimeFolded, TimeSharedDropout
-from .neuron import LIF, NEURONS, PLIF, BaseLIF, make_neuron
-from .surrogate import Surrogate, as_surrogate
+from .neuron import LIF, PLIF, BaseLIF
+from .surrogate import (
+    SURROGATES,
+    Surrogate,
+    SurrogateRecord,
+    as_surrogate,
+    register_surrogate,
+    unregister_surrogate,
+)
 
 __all__ = [
     "LIF",
     "NEURONS",
     "PLIF",
+    "SURROGATES",
     "BaseLIF",
     "MultiStepModule",
+    "SpikingNeuron",
     "SpikingSequential",
     "Surrogate",
+    "SurrogateRecord",
     "TimeFolded",
     "TimeSharedDropout",
     "as_surrogate",
     "fold_time",
     "functional",
     "lif_multistep",
-    "lif_multistep_reference",
     "make_neuron",
+    "register_surrogate",
     "surrogate",
     "unfold_time",
+    "unregister_neuron",
+    "unregister_surrogate",
 ]

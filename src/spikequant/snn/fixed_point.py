@@ -66,8 +66,22 @@ def quantize_fraction(k: float, bits: int) -> int:
     return min(max(math.floor(k * (1 << bits) + 0.5), 0), 1 << bits)
 
 
+class _SignedState:
+    """The saturation range of a `bits`-bit signed membrane."""
+
+    bits: int
+
+    @property
+    def v_min(self) -> int:
+        return -(1 << (self.bits - 1))
+
+    @property
+    def v_max(self) -> int:
+        return (1 << (self.bits - 1)) - 1
+
+
 @dataclass(frozen=True)
-class StateGrid:
+class StateGrid(_SignedState):
     """The fixed-point grid of one neuron layer's membrane (see the module docstring)."""
 
     bits: int
@@ -80,14 +94,6 @@ class StateGrid:
     @property
     def threshold_int(self) -> int:
         return 1 << (self.bits - HEADROOM_BITS - 1)
-
-    @property
-    def v_min(self) -> int:
-        return -(1 << (self.bits - 1))
-
-    @property
-    def v_max(self) -> int:
-        return (1 << (self.bits - 1)) - 1
 
     def to_int(self, v: float) -> int:
         """A potential (e.g. the reset potential) as the nearest grid integer."""
@@ -117,7 +123,7 @@ class StateGrid:
 
 
 @dataclass(frozen=True)
-class IntegerNeuron:
+class IntegerNeuron(_SignedState):
     """One neuron layer's integer update (the module docstring's `one step`)."""
 
     bits: int
@@ -125,14 +131,6 @@ class IntegerNeuron:
     threshold: int
     rest: int  # R, the resting and (hard reset) reset potential
     hard_reset: bool = True
-
-    @property
-    def v_min(self) -> int:
-        return -(1 << (self.bits - 1))
-
-    @property
-    def v_max(self) -> int:
-        return (1 << (self.bits - 1)) - 1
 
     def run(self, drive: torch.Tensor) -> torch.Tensor:
         """Spikes (bool [T, ...]) for integer input drive D ([T, ...], int64, clamped in place

@@ -11,11 +11,11 @@ One step of the (parametric) LIF neuron, with decay factor k = 1 / tau:
 `lif_multistep` runs all T steps inside one autograd.Function with a hand-written
 backward-through-time: the forward keeps only the charged potentials h, and the backward
 recomputes the surrogate and reset derivatives one step at a time, so no temporary is larger
-than one time step. With
-`detach_reset` the spike is treated as a constant in the reset (as SpikingJelly's option).
-For CUDA tensors the same function runs as two Triton kernels (`kernels_triton.py`, chosen by
-`spikequant._kernels`); this implementation is their reference and the CPU path.
-`lif_multistep_reference` is the same dynamics written step by step with plain autograd; tests
+than one time step. With `detach_reset` the spike is treated as a constant in the reset (as
+SpikingJelly's option). For CUDA tensors the same function runs as two Triton kernels
+(`kernels_triton.py`, chosen by `spikequant._kernels`); this implementation is their reference
+and the CPU path. The neurons' generic path (`SpikingNeuron.run_steps` with LIF's `charge`,
+spikequant.snn.base) is the same dynamics written step by step with plain autograd; tests
 check that both agree. With a `state_grid` (spikequant.snn.fixed_point.StateGrid) the forward
 pass keeps the membrane on a fixed-point grid (input, leak and clamp as that module states)
 while the backward pass stays the float one: a straight-through gradient.
@@ -28,7 +28,7 @@ from torch.autograd.function import once_differentiable
 
 from .._kernels import use_triton
 from .fixed_point import StateGrid
-from .surrogate import DERIVATIVES, SPIKE_FUNCTIONS
+from .surrogate import surrogate_record
 
 Decay = float | torch.Tensor
 
@@ -88,7 +88,7 @@ class _LIFMultiStep(torch.autograd.Function):
         threshold, v_reset, decay_input, detach_reset, kind, alpha, store_v_seq = ctx.settings
         k = k_tensor if k_tensor is not None else ctx.k
         want_k = k_tensor is not None and ctx.needs_input_grad[2]
-        derivative = DERIVATIVES[kind]
+        derivative = surrogate_record(kind).derivative
         rest = 0.0 if v_reset is None else v_reset
         retain = 1 - k
         grad_x = torch.empty_like(h_seq)
@@ -154,7 +154,8 @@ def _decay_slope(t, h_seq, fired_prev, v0, x_seq, threshold, v_reset, rest):
     return slope.add_(x_seq[t]) if x_seq is not None else slope
 
 
-def _check(x_seq: torch.Tensor, v0: torch.Tensor | None) -> torch.Tensor:
+def check_sequence(x_seq: torch.Tensor, v0: torch.Tensor | None) -> torch.Tensor:
+    """`x_seq` if it is [T, B, ...] and `v0` (if given) one step of it; else a ValueError."""
     if x_seq.dim() < 2:
         raise ValueError(
             f"multi-step neurons take [T, B, ...] tensors (time first); got shape "
@@ -188,7 +189,7 @@ def lif_multistep(
 
     Returns (spikes [T, ...], v) with v the membrane potential after the last step, or after
     every step ([T, ...], after reset) when `store_v_seq`."""
-    _check(x_seq, v0)
+    check_sequence(x_seq, v0)
     if v0 is None and v_reset:  # a nonzero resting potential enters h[0]
         v0 = torch.full_like(x_seq[0], v_reset)
     if isinstance(decay, torch.Tensor):
@@ -205,34 +206,6 @@ def lif_multistep(
         x_seq, v0, decay, float(threshold), v_reset, decay_input, detach_reset, surrogate,
         float(alpha), store_v_seq, state_grid,
     )
-
-
-def lif_multistep_reference(
-    x_seq: torch.Tensor,
-    v0: torch.Tensor | None = None,
-    decay: Decay = 0.5,
-    threshold: float = 1.0,
-    v_reset: float | None = 0.0,
-    decay_input: bool = True,
-    detach_reset: bool = False,
-    surrogate: str = "atan",
-    alpha: float = 2.0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same dynamics as `lif_multistep`, one autograd graph node per op (slow; for tests).
-    Returns (spikes [T, ...], v_seq [T, ...])."""
-    _check(x_seq, v0)
-    rest = 0.0 if v_reset is None else v_reset
-    v = torch.full_like(x_seq[0], rest) if v0 is None else v0
-    spike_fn = SPIKE_FUNCTIONS[surrogate]
-    spikes, voltages = [], []
-    for x in x_seq:
-        h = v + (x - (v - rest)) * decay if decay_input else v - (v - rest) * decay + x
-        s = spike_fn.apply(h - threshold, alpha)
-        s_reset = s.detach() if detach_reset else s
-        v = h - s_reset * threshold if v_reset is None else s_reset * v_reset + (1 - s_reset) * h
-        spikes.append(s)
-        voltages.append(v)
-    return torch.stack(spikes), torch.stack(voltages)
 
 
 def fold_time(x_seq: torch.Tensor) -> torch.Tensor:

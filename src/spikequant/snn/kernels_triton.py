@@ -21,20 +21,22 @@ import triton
 import triton.language as tl
 from torch.autograd.function import once_differentiable
 
-from .surrogate import DERIVATIVES
+from .surrogate import BUILTIN_SURROGATES
 
-# Codes of the surrogate derivatives the backward kernel knows; every registered surrogate
-# must have one (a test checks), or the neuron falls back to the torch implementation.
-SURROGATE_CODES = {"atan": 0, "sigmoid": 1, "fast_sigmoid": 2, "triangle": 3}
+# The backward kernel's surrogate switch: the built-in surrogates numbered in registration
+# order. A neuron with a surrogate registered later runs the torch implementation.
+SURROGATE_CODES = {name: code for code, name in enumerate(BUILTIN_SURROGATES)}
 BLOCK = 512
 
 
 def supports(kind: str) -> bool:
-    return kind in SURROGATE_CODES and kind in DERIVATIVES
+    return kind in SURROGATE_CODES
 
 
 @triton.jit
 def _surrogate_grad(x, alpha, KIND: tl.constexpr):
+    # the branches follow spikequant.snn.surrogate.BUILTIN_SURROGATES (the tests compare each
+    # with its record's derivative)
     if KIND == 0:  # atan
         z = 1.5707963267948966 * alpha * x  # pi / 2
         return (alpha * 0.5) / (1.0 + z * z)
@@ -49,18 +51,30 @@ def _surrogate_grad(x, alpha, KIND: tl.constexpr):
 
 
 @triton.jit
+def _block(n, BLOCK_SIZE: tl.constexpr):
+    """This program's neuron offsets and which of them exist."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+    return offs, offs < n
+
+
+@triton.jit
+def _decay(k_ptr, k_value, K_FROM_PTR: tl.constexpr):
+    """k = 1/tau: a learnable decay is read from memory, a fixed one is an argument."""
+    k = k_value
+    if K_FROM_PTR:
+        k = tl.load(k_ptr).to(tl.float32)
+    return k
+
+
+@triton.jit
 def _lif_forward_kernel(
     x_ptr, v0_ptr, k_ptr, h_ptr, s_ptr, v_ptr,
     n, steps, k_value, threshold, rest,
     HAS_V0: tl.constexpr, K_FROM_PTR: tl.constexpr, DECAY_INPUT: tl.constexpr,
     SOFT_RESET: tl.constexpr, STORE_V: tl.constexpr, BLOCK_SIZE: tl.constexpr,
 ):
-    offs = tl.program_id(0).to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = offs < n
-    if K_FROM_PTR:
-        k = tl.load(k_ptr).to(tl.float32)
-    else:
-        k = k_value
+    offs, mask = _block(n, BLOCK_SIZE)
+    k = _decay(k_ptr, k_value, K_FROM_PTR)
     retain = 1.0 - k
     if HAS_V0:
         v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
@@ -98,13 +112,8 @@ def _lif_backward_kernel(
     STORE_V: tl.constexpr, WANT_K: tl.constexpr, WANT_V0: tl.constexpr,
     SURROGATE: tl.constexpr, BLOCK_SIZE: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    offs = pid.to(tl.int64) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
-    mask = offs < n
-    if K_FROM_PTR:
-        k = tl.load(k_ptr).to(tl.float32)
-    else:
-        k = k_value
+    offs, mask = _block(n, BLOCK_SIZE)
+    k = _decay(k_ptr, k_value, K_FROM_PTR)
     retain = 1.0 - k
     carry = tl.zeros([BLOCK_SIZE], dtype=tl.float32)
     if HAS_GRAD_V and not STORE_V:
@@ -155,7 +164,7 @@ def _lif_backward_kernel(
     if WANT_V0:
         tl.store(grad_v0_ptr + offs, carry.to(grad_v0_ptr.dtype.element_ty), mask=mask)
     if WANT_K:
-        tl.store(grad_k_ptr + pid, tl.sum(grad_k, axis=0))
+        tl.store(grad_k_ptr + tl.program_id(0), tl.sum(grad_k, axis=0))
 
 
 def _grid(n: int) -> tuple[int]:

@@ -2,6 +2,11 @@
 time constant, Fang et al. 2021, "Incorporating Learnable Membrane Time Constant to Enhance
 Learning of Spiking Neural Networks").
 
+Both are `SpikingNeuron`s (spikequant.snn.base) registered as "lif" and "plif": their `charge`
+is the step below, and `forward` runs all T steps as one fused kernel with a hand-written
+backward (spikequant.snn.functional; Triton on CUDA), which the tests check against the generic
+autograd path (`run_steps`).
+
 Neurons take [T, B, ...] tensors and keep no state between calls: every forward starts from the
 resting potential, so nothing leaks from one batch to the next. To carry the membrane potential
 across calls (streaming), use `forward_with_state(x_seq, v)` and pass the returned potential to
@@ -22,26 +27,18 @@ import math
 import torch
 from torch import nn
 
+from .base import SpikingNeuron, State
 from .fixed_point import StateGrid, check_state_bits
 from .functional import lif_multistep
-from .layer import MultiStepModule
-from .surrogate import Surrogate, as_surrogate
+from .surrogate import Surrogate
 
 
-class BaseLIF(MultiStepModule):
-    """Shared options of LIF and PLIF.
+class BaseLIF(SpikingNeuron):
+    """Shared options of LIF and PLIF: those of SpikingNeuron (threshold, v_reset,
+    detach_reset, surrogate, store_v_seq) and
 
-    Args:
-        threshold: firing threshold.
-        v_reset: potential after a spike (hard reset); None subtracts the threshold instead
-            (soft reset).
         decay_input: the input is scaled by 1/tau as well (h = v + (x - (v - v_reset)) / tau);
             False adds it undecayed (h = v - (v - v_reset) / tau + x).
-        detach_reset: treat the spike as a constant in the reset during backward.
-        surrogate: 'atan' (default), 'sigmoid', 'fast_sigmoid', 'triangle', or a Surrogate
-            with its own alpha (e.g. spikequant.snn.surrogate.ATan(alpha=2.0)).
-        store_v_seq: keep the membrane potential after every step in `self.v_seq`
-            (for monitoring; [T, ...], after reset).
     """
 
     def __init__(
@@ -53,15 +50,8 @@ class BaseLIF(MultiStepModule):
         surrogate: str | Surrogate | None = "atan",
         store_v_seq: bool = False,
     ) -> None:
-        super().__init__()
-        self.threshold = float(threshold)
-        self.v_reset = None if v_reset is None else float(v_reset)
+        super().__init__(threshold, v_reset, detach_reset, surrogate, store_v_seq)
         self.decay_input = decay_input
-        self.detach_reset = detach_reset
-        self.surrogate = as_surrogate(surrogate)
-        self.store_v_seq = store_v_seq
-        self.v_seq: torch.Tensor | None = None
-        self.state_bits: int | None = None
 
     def set_state_bits(self, bits: int | None) -> None:
         """Keep the neuron state in `bits`-bit fixed point (None: float state)."""
@@ -75,6 +65,21 @@ class BaseLIF(MultiStepModule):
     def decay(self) -> float | torch.Tensor:
         """k = 1/tau."""
         raise NotImplementedError
+
+    def charge(self, x: torch.Tensor, state: State) -> torch.Tensor:
+        v, k, rest = state["v"], self.decay(), self.rest
+        if self.decay_input:
+            return v + (x - (v - rest)) * k
+        return v - (v - rest) * k + x
+
+    def run_steps(self, x_seq: torch.Tensor, state: State | None = None
+                  ) -> tuple[torch.Tensor, State]:
+        if self.state_grid() is not None:
+            raise ValueError(
+                "run_steps is the float-state reference path; a neuron with state_bits runs "
+                "its fixed-point state through forward / forward_with_state"
+            )
+        return super().run_steps(x_seq, state)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         """Spikes [T, B, ...] for input current [T, B, ...], starting from rest."""
@@ -127,7 +132,7 @@ def _snap(v: torch.Tensor, grid: StateGrid) -> torch.Tensor:
     return v + (on_grid * grid.step - v).detach()
 
 
-class LIF(BaseLIF):
+class LIF(BaseLIF, name="lif"):
     """Leaky integrate-and-fire neuron with a fixed time constant `tau` (> 1)."""
 
     def __init__(self, tau: float = 2.0, **options) -> None:
@@ -143,7 +148,7 @@ class LIF(BaseLIF):
         return f"tau={self.tau:g}, {super().extra_repr()}"
 
 
-class PLIF(BaseLIF):
+class PLIF(BaseLIF, name="plif"):
     """Parametric LIF: 1/tau = sigmoid(w) with w learned (one per layer), tau starts at
     `init_tau` (> 1)."""
 
@@ -152,6 +157,10 @@ class PLIF(BaseLIF):
         if not init_tau > 1.0:
             raise ValueError(f"PLIF init_tau must be > 1, got {init_tau}")
         self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
+
+    @classmethod
+    def make(cls, tau: float, **options) -> PLIF:
+        return cls(init_tau=tau, **options)
 
     def decay(self) -> torch.Tensor:
         return torch.sigmoid(self.w)
@@ -164,14 +173,3 @@ class PLIF(BaseLIF):
         tau = "?" if self.w.is_meta else f"{self.tau:.4g}"
         return f"tau={tau}, {super().extra_repr()}"
 
-
-NEURONS: dict[str, type[BaseLIF]] = {"lif": LIF, "plif": PLIF}
-
-
-def make_neuron(kind: str, tau: float = 2.0, **options) -> BaseLIF:
-    """LIF or PLIF by name; `tau` is the fixed (LIF) or initial (PLIF) time constant."""
-    if kind == "lif":
-        return LIF(tau=tau, **options)
-    if kind == "plif":
-        return PLIF(init_tau=tau, **options)
-    raise ValueError(f"unknown neuron {kind!r}; choose one of {', '.join(NEURONS)}")

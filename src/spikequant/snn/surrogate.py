@@ -1,4 +1,4 @@
-"""Surrogate gradients for the spike function.
+"""Surrogate gradients for the spike function, one record each, registered by name.
 
 The forward pass of every surrogate is the Heaviside step `x >= 0` (a spike when the membrane
 potential reaches the threshold); the backward pass replaces its zero-almost-everywhere
@@ -13,117 +13,171 @@ changing `alpha` changes the width, not the total gradient mass.
 
 atan and sigmoid are the same functions as SpikingJelly's `ATan` and `Sigmoid` for the same
 alpha (so parity tests can compare them).
+
+A new surrogate is one `register_surrogate(SurrogateRecord(...))`; every consumer (the
+`Surrogate` spike function, the fused neuron's backward, the CUDA kernel's dispatch, the
+model options) reads `SURROGATES`. The CUDA kernel knows the built-in ones
+(`BUILTIN_SURROGATES`); a neuron with any other runs the torch implementation.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 from torch.autograd.function import once_differentiable
 
+# derivative(x, alpha, inplace=False): when `inplace`, it may overwrite `x` (the fused neuron
+# backward passes its own temporary), which saves a full-size allocation per op on large
+# [T, B, ...] tensors.
 Derivative = Callable[..., torch.Tensor]
+SmoothStep = Callable[[torch.Tensor, float], torch.Tensor]
 
 
-# Each derivative may overwrite `x` when `inplace` (the fused neuron backward passes its own
-# temporary), which saves a full-size allocation per op on large [T, B, ...] tensors.
+@dataclass(frozen=True)
+class SurrogateRecord:
+    """One surrogate: `derivative` is d/dx of `smooth_step`, the smooth version of the
+    Heaviside step whose gradient stands in for the spike's; `default_alpha` its sharpness."""
+
+    name: str
+    smooth_step: SmoothStep
+    derivative: Derivative
+    default_alpha: float
+    description: str = ""
 
 
-def atan_derivative(x: torch.Tensor, alpha: float, inplace: bool = False) -> torch.Tensor:
+_REGISTRY: dict[str, SurrogateRecord] = {}
+SURROGATES = MappingProxyType(_REGISTRY)  # name -> record, in registration order
+
+
+def register_surrogate(record: SurrogateRecord) -> SurrogateRecord:
+    """Add `record` under its name (a ValueError if the name is taken); returns it."""
+    if record.name in _REGISTRY:
+        raise ValueError(
+            f"a surrogate named {record.name!r} is already registered; pick another name or "
+            f"call spikequant.snn.surrogate.unregister_surrogate({record.name!r}) first"
+        )
+    if not record.default_alpha > 0:
+        raise ValueError(f"surrogate {record.name!r}: default_alpha must be positive, got "
+                         f"{record.default_alpha}")
+    _REGISTRY[record.name] = record
+    return record
+
+
+def unregister_surrogate(name: str) -> None:
+    """Remove a surrogate added with `register_surrogate` (a built-in one stays)."""
+    if name in BUILTIN_SURROGATES:
+        raise ValueError(f"{name!r} is a built-in surrogate and can't be unregistered")
+    _REGISTRY.pop(name, None)
+
+
+def surrogate_record(name: str) -> SurrogateRecord:
+    """The record registered as `name`, or a ValueError listing the registered names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown surrogate {name!r}; choose one of {', '.join(_REGISTRY)}"
+                         ) from None
+
+
+def _atan_derivative(x: torch.Tensor, alpha: float, inplace: bool = False) -> torch.Tensor:
     z = x.mul_(math.pi / 2 * alpha) if inplace else x * (math.pi / 2 * alpha)
     return z.square_().add_(1).reciprocal_().mul_(alpha / 2)
 
 
-def sigmoid_derivative(x: torch.Tensor, alpha: float, inplace: bool = False) -> torch.Tensor:
+def _sigmoid_derivative(x: torch.Tensor, alpha: float, inplace: bool = False) -> torch.Tensor:
     s = x.mul_(alpha) if inplace else x * alpha
     s.sigmoid_()
     return s.addcmul_(s, s, value=-1).mul_(alpha)
 
 
-def fast_sigmoid_derivative(x: torch.Tensor, alpha: float, inplace: bool = False) -> torch.Tensor:
+def _fast_sigmoid_derivative(x: torch.Tensor, alpha: float, inplace: bool = False
+                             ) -> torch.Tensor:
     z = x.abs_() if inplace else x.abs()
     return z.mul_(alpha).add_(1).square_().reciprocal_().mul_(alpha / 2)
 
 
-def triangle_derivative(x: torch.Tensor, alpha: float, inplace: bool = False) -> torch.Tensor:
+def _triangle_derivative(x: torch.Tensor, alpha: float, inplace: bool = False) -> torch.Tensor:
     z = x.abs_() if inplace else x.abs()
     return z.mul_(-alpha).add_(1).clamp_min_(0).mul_(alpha)
 
 
-DERIVATIVES: dict[str, Derivative] = {
-    "atan": atan_derivative,
-    "sigmoid": sigmoid_derivative,
-    "fast_sigmoid": fast_sigmoid_derivative,
-    "triangle": triangle_derivative,
-}
-DEFAULT_ALPHA: dict[str, float] = {
-    "atan": 2.0, "sigmoid": 4.0, "fast_sigmoid": 10.0, "triangle": 1.0,
-}
+def _triangle_step(x: torch.Tensor, alpha: float) -> torch.Tensor:
+    """The piecewise quadratic step whose derivative is the triangle."""
+    inside = 0.5 + alpha * x - 0.5 * alpha * alpha * x * x.abs()
+    return torch.where(x.abs() < 1 / alpha, inside, (x > 0).to(x.dtype))
+
+
+# The CUDA kernel's surrogate switch numbers these in this order (kernels_triton.py).
+BUILTIN_SURROGATES: tuple[str, ...] = tuple(
+    register_surrogate(record).name
+    for record in (
+        SurrogateRecord(
+            "atan", lambda x, a: torch.atan(math.pi / 2 * a * x) / math.pi + 0.5,
+            _atan_derivative, 2.0, "arctangent step (SpikingJelly's ATan)",
+        ),
+        SurrogateRecord(
+            "sigmoid", lambda x, a: torch.sigmoid(a * x), _sigmoid_derivative, 4.0,
+            "logistic step (SpikingJelly's Sigmoid)",
+        ),
+        SurrogateRecord(
+            "fast_sigmoid", lambda x, a: 0.5 * a * x / (1 + a * x.abs()) + 0.5,
+            _fast_sigmoid_derivative, 10.0, "x / (1 + |x|) step (SuperSpike)",
+        ),
+        SurrogateRecord(
+            "triangle", _triangle_step, _triangle_derivative, 1.0,
+            "piecewise quadratic step: a triangular derivative",
+        ),
+    )
+)
 
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
     return (x >= 0).to(x.dtype)
 
 
-def _spike_function(kind: str, doc: str) -> type[torch.autograd.Function]:
-    """A torch.autograd.Function: Heaviside forward, the `kind` derivative backward."""
-    derivative = DERIVATIVES[kind]
+class SurrogateSpike(torch.autograd.Function):
+    """Heaviside forward, a surrogate's derivative backward:
+    `SurrogateSpike.apply(x, derivative, alpha)`."""
 
-    def forward(ctx, x: torch.Tensor, alpha: float) -> torch.Tensor:
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, derivative: Derivative, alpha: float) -> torch.Tensor:
         ctx.save_for_backward(x)
-        ctx.alpha = alpha
+        ctx.derivative, ctx.alpha = derivative, alpha
         return heaviside(x)
 
+    @staticmethod
     @once_differentiable
     def backward(ctx, grad_output: torch.Tensor):
         (x,) = ctx.saved_tensors
-        return derivative(x, ctx.alpha).mul_(grad_output), None
-
-    name = "".join(part.title() for part in kind.split("_")) + "Spike"
-    return type(
-        name,
-        (torch.autograd.Function,),
-        {"forward": staticmethod(forward), "backward": staticmethod(backward), "__doc__": doc},
-    )
-
-
-ATanSpike = _spike_function("atan", "Heaviside forward, atan surrogate backward.")
-SigmoidSpike = _spike_function("sigmoid", "Heaviside forward, sigmoid surrogate backward.")
-FastSigmoidSpike = _spike_function(
-    "fast_sigmoid", "Heaviside forward, fast-sigmoid surrogate backward."
-)
-TriangleSpike = _spike_function("triangle", "Heaviside forward, triangle surrogate backward.")
-
-SPIKE_FUNCTIONS: dict[str, type[torch.autograd.Function]] = {
-    "atan": ATanSpike,
-    "sigmoid": SigmoidSpike,
-    "fast_sigmoid": FastSigmoidSpike,
-    "triangle": TriangleSpike,
-}
+        return ctx.derivative(x, ctx.alpha).mul_(grad_output), None, None
 
 
 class Surrogate:
-    """A named surrogate with its sharpness: `Surrogate("atan", alpha=2.0)(x)` spikes where
-    x >= 0 and back-propagates the atan derivative. Neurons read `kind` and `alpha` to use the
-    same derivative in their fused multi-step backward."""
+    """A registered surrogate with its sharpness: `Surrogate("atan", alpha=2.0)(x)` spikes
+    where x >= 0 and back-propagates the atan derivative. Neurons read `kind` and `alpha` to
+    use the same derivative in their fused multi-step backward."""
 
     def __init__(self, kind: str = "atan", alpha: float | None = None) -> None:
-        if kind not in DERIVATIVES:
-            raise ValueError(
-                f"unknown surrogate {kind!r}; choose one of {', '.join(DERIVATIVES)}"
-            )
-        alpha = DEFAULT_ALPHA[kind] if alpha is None else float(alpha)
+        record = surrogate_record(kind)
+        alpha = record.default_alpha if alpha is None else float(alpha)
         if not alpha > 0:
             raise ValueError(f"surrogate alpha must be positive, got {alpha}")
         self.kind = kind
         self.alpha = alpha
 
+    @property
+    def record(self) -> SurrogateRecord:
+        return surrogate_record(self.kind)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return SPIKE_FUNCTIONS[self.kind].apply(x, self.alpha)
+        return SurrogateSpike.apply(x, self.record.derivative, self.alpha)
 
     def derivative(self, x: torch.Tensor) -> torch.Tensor:
-        return DERIVATIVES[self.kind](x, self.alpha)
+        return self.record.derivative(x, self.alpha)
 
     def __repr__(self) -> str:
         return f"Surrogate({self.kind!r}, alpha={self.alpha:g})"
@@ -135,19 +189,19 @@ class Surrogate:
         return hash((self.kind, self.alpha))
 
 
-def ATan(alpha: float = 2.0) -> Surrogate:  # noqa: N802 - reads like a class, as in peers
+def ATan(alpha: float | None = None) -> Surrogate:  # noqa: N802 - reads like a class, as in peers
     return Surrogate("atan", alpha)
 
 
-def Sigmoid(alpha: float = 4.0) -> Surrogate:  # noqa: N802
+def Sigmoid(alpha: float | None = None) -> Surrogate:  # noqa: N802
     return Surrogate("sigmoid", alpha)
 
 
-def FastSigmoid(alpha: float = 10.0) -> Surrogate:  # noqa: N802
+def FastSigmoid(alpha: float | None = None) -> Surrogate:  # noqa: N802
     return Surrogate("fast_sigmoid", alpha)
 
 
-def Triangle(alpha: float = 1.0) -> Surrogate:  # noqa: N802
+def Triangle(alpha: float | None = None) -> Surrogate:  # noqa: N802
     return Surrogate("triangle", alpha)
 
 
@@ -160,6 +214,6 @@ def as_surrogate(spec: str | Surrogate | None) -> Surrogate:
     if isinstance(spec, str):
         return Surrogate(spec)
     raise TypeError(
-        f"surrogate must be a name ({', '.join(DERIVATIVES)}) or a spikequant.snn.Surrogate, "
+        f"surrogate must be a name ({', '.join(_REGISTRY)}) or a spikequant.snn.Surrogate, "
         f"got {type(spec).__name__}"
     )
