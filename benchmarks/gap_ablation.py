@@ -8,12 +8,16 @@ Every run is `spikequant train --dataset ndigits --epochs 20` with the defaults,
 settings its row names; runs are named ROW_bBITS_sSEED (float: fp_sSEED) in OUT, finished ones
 are skipped and interrupted ones resume. Each process uses one torch thread, so `--jobs` runs
 side by side. The table reports the final-epoch test accuracy (mean +- std over seeds) and its
-drop against the float run of the same seed; nothing is selected on the test set.
+drop against the float run of the same seed (nothing is selected on the test set), how far
+the test accuracy swings over the last five epochs, and the soft-hard gap of the last epoch
+(share of quantized weights whose soft value is more than 1 % of the layer's scale away from the
+hard one).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -96,22 +100,40 @@ def missing_runs(out: Path, bits: tuple[int, ...], rows: list[str]) -> list[dict
 def table(out: Path, bits: tuple[int, ...], rows: list[str]) -> str:
     float_acc = {s: m["test_accuracy"] for s in SEEDS
                  if (m := read_finished(out / run_name("fp", None, s)))}
-    lines = ["| bits | recipe | seeds | test accuracy (mean +- std) | drop vs float |",
-             "|---:|---|---:|---:|---:|"]
+    lines = ["| bits | recipe | seeds | test accuracy (mean +- std) | drop vs float | "
+             "swing over the last 5 epochs | soft-hard gap at the end |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
     if float_acc:
         accs = [100 * a for a in float_acc.values()]
-        lines.append(f"| 32 | float (--quantizer none) | {len(accs)} | {_mean_std(accs)} | |")
+        swing = _swing([out / run_name("fp", None, s) for s in float_acc])
+        lines.append(f"| 32 | float (--quantizer none) | {len(accs)} | {_mean_std(accs)} | | "
+                     f"{swing} | |")
     for b in bits:
         for row, label, _, _ in (r for r in ROWS if r[0] in rows):
-            found = {s: m["test_accuracy"] for s in SEEDS
-                     if (m := read_finished(out / run_name(row, b, s)))}
-            if not found:
+            runs = {s: m for s in SEEDS if (m := read_finished(out / run_name(row, b, s)))}
+            if not runs:
                 continue
-            accs = [100 * a for a in found.values()]
-            drops = [100 * (float_acc[s] - a) for s, a in found.items() if s in float_acc]
+            accs = [100 * m["test_accuracy"] for m in runs.values()]
+            drops = [100 * (float_acc[s] - m["test_accuracy"]) for s, m in runs.items()
+                     if s in float_acc]
             drop = f"{statistics.fmean(drops):+.2f} pts" if drops else "n/a"
-            lines.append(f"| {b} | {row}: {label} | {len(accs)} | {_mean_std(accs)} | {drop} |")
+            swing = _swing([out / run_name(row, b, s) for s in runs])
+            gaps = [m.get("soft_hard_gap") for m in runs.values()]
+            gap = (f"{100 * statistics.fmean(gaps):.1f} %" if None not in gaps else "n/a")
+            lines.append(f"| {b} | {row}: {label} | {len(accs)} | {_mean_std(accs)} | {drop} | "
+                         f"{swing} | {gap} |")
     return "\n".join(lines) + "\n"
+
+
+def _swing(folders: list[Path], last: int = 5) -> str:
+    """Mean over seeds of (max - min) test accuracy over the last epochs: how much the final
+    figure depends on where training happens to stop."""
+    spans = []
+    for folder in folders:
+        with (folder / "log.csv").open() as fh:
+            accs = [float(r["test_accuracy"]) for r in csv.DictReader(fh)][-last:]
+        spans.append(100 * (max(accs) - min(accs)))
+    return f"{statistics.fmean(spans):.2f} pts"
 
 
 def _mean_std(values: list[float]) -> str:
