@@ -21,7 +21,6 @@ from spikequant.data import (
     default_data_dir,
     get_dataset,
 )
-from spikequant.data import datasets as datasets_module
 from spikequant.data.registry import CIFAR10_CLASSES, NCALTECH101_CLASSES, DatasetInfo
 from test_data_formats import (
     aedat4_event_packet,

@@ -20,7 +20,7 @@ from .events import CorruptEventFile, UnreadableRecording, check_in_sensor
 from .frames import SPLIT_MODES, denoise_events, events_to_frames, resize_events
 from .registry import dataset_info, resolve_data_dir
 from .screening import screen, warn_skipped
-from .sources import STRATIFIED_TEST_FRACTION, Recording, find_recordings
+from .sources import Recording, find_recordings
 
 FRAME_CODE_VERSION = 1  # bump when a change to the frame pipeline changes cached frames
 OPTIONS = ("resize", "denoise", "split_seed", "test_fraction", "cache_dir", "seed")
@@ -214,7 +214,7 @@ def open_recordings(
     """A split of a dataset read from files: the recordings its descriptor finds under root
     (fetched first when missing and `download`), frames cached under root (or cache_dir)."""
     seed = int(options.get("split_seed", 0))
-    fraction = float(options.get("test_fraction", STRATIFIED_TEST_FRACTION))
+    fraction = float(options.get("test_fraction", info.test_fraction))
     recs, split_info, searched = find_recordings(info, root, split, seed, fraction)
     if not recs and download:
         from .download import download_with_tonic

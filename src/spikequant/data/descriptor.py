@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from .formats import read_events
+from .sources import STRATIFIED_TEST_FRACTION, Candidate
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
     from .augment import FrameAugment
     from .datasets import FrameSpec
-    from .sources import Candidate
     from .status import DatasetStatus
 
 
@@ -36,7 +36,8 @@ class DatasetInfo:
     Subclasses implement `find`; `read` decodes the formats of spikequant.data.formats unless
     overridden, `download` goes through tonic's class `tonic_class` when one is named.
     official_split: `find` is asked for "train" and "test" (the release's own split); otherwise
-    for "all", and spikequant splits them seeded and stratified per class."""
+    for "all", and spikequant splits them seeded and stratified per class (test_fraction of
+    each class to test, unless get_dataset is given another)."""
 
     name: str
     title: str
@@ -47,6 +48,7 @@ class DatasetInfo:
     how_to_get: str
     split: str  # the split, in words, for `spikequant datasets`
     official_split: bool = False
+    test_fraction: float = STRATIFIED_TEST_FRACTION  # without an official split
     expected_files: dict[str, int] = field(default_factory=dict)  # per find() split
     resize: tuple[int, int] | None = None  # (H, W) frames are resized to, by default
     variable_size: bool = False  # recordings have their own extent (N-Caltech101)

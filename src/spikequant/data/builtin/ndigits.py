@@ -147,6 +147,7 @@ NDIGITS = register_dataset(
         how_to_get="Nothing to get: generated on first use in a few seconds (no download).",
         split="seeded stratified 80/20 train/test",
         expected_files={"all": 1797},
+        test_fraction=ndigits.TEST_FRACTION,
         default_augment={"crop_pad": 2},
     )
 )
