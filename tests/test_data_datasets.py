@@ -21,8 +21,7 @@ from spikequant.data import (
     default_data_dir,
     get_dataset,
 )
-from spikequant.data import datasets as datasets_module
-from spikequant.data.registry import CIFAR10_CLASSES, NCALTECH101_CLASSES
+from spikequant.data.registry import CIFAR10_CLASSES, NCALTECH101_CLASSES, DatasetInfo
 from test_data_formats import (
     aedat4_event_packet,
     aedat31_packet,
@@ -357,7 +356,7 @@ def test_cache_hit_equals_miss_and_later_epochs_read_frames_only(tmp_path, monke
     def no_reading(*args, **kw):
         raise AssertionError("read an event file on a cache hit")
 
-    monkeypatch.setattr(datasets_module, "read_events", no_reading)
+    monkeypatch.setattr(DatasetInfo, "read", no_reading)
     again = get_dataset("nmnist", "train", **kwargs)
     for i in range(len(again)):
         torch.testing.assert_close(again[i][0], first[i], rtol=0, atol=0)

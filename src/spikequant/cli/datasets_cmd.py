@@ -68,10 +68,10 @@ def _download(name: str, data_dir) -> None:
     from ..data.download import download_with_tonic
 
     info = dataset_info(name)
-    if info.name == "ndigits":
-        print("ndigits needs no download: it is generated on first use.")
+    if info.tonic_class is None:
+        print(f"{info.name} needs no download: {info.how_to_get}")
         return
-    for split in ("train", "test") if info.name in ("nmnist", "dvsgesture") else ("train",):
+    for split in ("train", "test") if info.official_split else ("train",):
         print(f"downloading {info.name} ({split}) through tonic into {data_dir} ...")
         download_with_tonic(info, Path(data_dir), split)
 
@@ -89,7 +89,7 @@ def _describe(status) -> str:
             + (f" [{status.layout}]" if status.layout else "")
         )
         lines += _describe_bad(status)
-    elif info.name == "ndigits":
+    elif status.found:  # generated on first use (ndigits): nothing to count yet
         lines.append(f"  found:     {status.note} -> {status.where}")
     else:
         lines.append(f"  missing:   looked in {status.where}")

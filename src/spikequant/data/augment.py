@@ -9,16 +9,6 @@ from dataclasses import dataclass
 
 import torch
 
-# What `augment=True` means for each dataset. No flip where left and right differ in meaning
-# (digits, "left hand wave" vs "right hand wave").
-DEFAULT_AUGMENT = {
-    "ndigits": {"crop_pad": 2},
-    "nmnist": {"crop_pad": 2},
-    "dvsgesture": {"crop_pad": 8},
-    "cifar10dvs": {"crop_pad": 8, "flip": True, "roll": 0},
-    "ncaltech101": {"crop_pad": 4, "flip": True},
-}
-
 
 @dataclass(frozen=True)
 class FrameAugment:
@@ -52,12 +42,15 @@ def random_crop(frames: torch.Tensor, pad: int) -> torch.Tensor:
 
 
 def make_augment(dataset: str, augment: bool | str | Mapping | None) -> FrameAugment | None:
-    """FrameAugment from `augment`: True (the dataset's default), False/None (none), a mapping
-    {"crop_pad": 4, "flip": True, "roll": 5} or the same as text "crop_pad=4,flip,roll=5"."""
+    """FrameAugment from `augment`: True (the dataset's default, its descriptor's
+    default_augment), False/None (none), a mapping {"crop_pad": 4, "flip": True, "roll": 5} or
+    the same as text "crop_pad=4,flip,roll=5"."""
     if augment is None or augment is False:
         return None
     if augment is True:
-        return FrameAugment(**DEFAULT_AUGMENT.get(dataset, {}))
+        from .registry import dataset_info
+
+        return FrameAugment(**dataset_info(dataset).default_augment)
     if isinstance(augment, str):
         augment = _parse_text(augment)
     if not isinstance(augment, Mapping):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import warnings
 from collections.abc import Mapping
@@ -12,18 +11,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from ..errors import DataError
-from . import ndigits
 from .augment import FrameAugment, make_augment
 from .cache import FrameCache, smallest_count_dtype, writable_cache_root
+from .descriptor import DatasetInfo
 from .events import CorruptEventFile, UnreadableRecording, check_in_sensor
-from .formats import read_events
 from .frames import SPLIT_MODES, denoise_events, events_to_frames, resize_events
-from .registry import DatasetInfo, dataset_info, resolve_data_dir
+from .registry import dataset_info, resolve_data_dir
 from .screening import screen, warn_skipped
-from .sources import STRATIFIED_TEST_FRACTION, Recording, find_recordings
+from .sources import Recording, find_recordings
 
 FRAME_CODE_VERSION = 1  # bump when a change to the frame pipeline changes cached frames
 OPTIONS = ("resize", "denoise", "split_seed", "test_fraction", "cache_dir", "seed")
@@ -120,7 +117,7 @@ class EventFrameDataset(Dataset):
             if cached is not None:
                 return cached
         try:
-            events = read_events(rec.path, rec.fmt)
+            events = self.info.read(rec.path, rec.fmt)
         except OSError as err:
             raise UnreadableRecording(rec.path, err.strerror or str(err)) from None
         if rec.start is not None:
@@ -139,72 +136,6 @@ class EventFrameDataset(Dataset):
         if self.augment is not None:
             tensor = self.augment(tensor)
         return tensor, rec.label
-
-
-class NDigitsDataset(Dataset):
-    """ndigits split held in memory as integer frames."""
-
-    def __init__(
-        self,
-        frames: np.ndarray,
-        labels: np.ndarray,
-        split_info: dict,
-        augment: FrameAugment | None = None,
-    ):
-        self.frames, self.labels = frames, labels.astype(np.int64)
-        self.split_info, self.augment = split_info, augment
-        self.classes = list(dataset_info("ndigits").classes)
-        self.skipped: list[str] = []
-
-    @property
-    def targets(self) -> list[int]:
-        return self.labels.tolist()
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        tensor = torch.from_numpy(self.frames[index].astype(np.float32))
-        if self.augment is not None:
-            tensor = self.augment(tensor)
-        return tensor, int(self.labels[index])
-
-
-def ndigits_frames(root: Path, seed: int, spec: FrameSpec, progress: bool) -> dict:
-    """{"train": frames, "test": frames, labels..}: computed once per spec into root."""
-    digest = ndigits.config_digest(
-        {"seed": seed, "gen": ndigits.GENERATOR_VERSION, **spec.as_dict()}
-    )
-    path = root / f"frames-seed{seed}-T{spec.time_steps}-{spec.split_by}-{digest}.npz"
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):
-            pass  # rebuilt below
-    data = ndigits.load_or_generate(root, seed, progress)
-    info = dataset_info("ndigits")
-    every = range(len(data["labels"]))
-    frames = [
-        recording_frames(ev, info, spec)
-        for ev in tqdm(
-            ndigits.recordings(data, every),
-            total=len(every),
-            desc="ndigits: events to frames",
-            disable=not progress,
-        )
-    ]
-    stacked = np.stack(frames)
-    stacked = stacked.astype(smallest_count_dtype(stacked))
-    is_test = data["is_test"]
-    result = {
-        "train": stacked[~is_test],
-        "train_labels": data["labels"][~is_test],
-        "test": stacked[is_test],
-        "test_labels": data["labels"][is_test],
-    }
-    ndigits.atomic_save_npz(path, **result)
-    return result
 
 
 def _frame_spec(info: DatasetInfo, time_steps, split_by, resize, denoise) -> FrameSpec:
@@ -261,10 +192,29 @@ def get_dataset(
         info, time_steps, split_by, options.get("resize", "default"), options.get("denoise")
     )
     aug = make_augment(info.name, augment) if split == "train" else None
-    if info.name == "ndigits":
-        return _get_ndigits(root, split, spec, aug, int(options.get("seed", 0)), progress)
+    return info.open(
+        root, split, spec, aug, options,
+        download=download, skip_bad=skip_bad, cache=cache, progress=progress,
+    )
+
+
+def open_recordings(
+    info: DatasetInfo,
+    root: Path,
+    split: str,
+    spec: FrameSpec,
+    aug: FrameAugment | None,
+    options: Mapping,
+    *,
+    download: bool,
+    skip_bad: bool,
+    cache: bool,
+    progress: bool,
+) -> EventFrameDataset:
+    """A split of a dataset read from files: the recordings its descriptor finds under root
+    (fetched first when missing and `download`), frames cached under root (or cache_dir)."""
     seed = int(options.get("split_seed", 0))
-    fraction = float(options.get("test_fraction", STRATIFIED_TEST_FRACTION))
+    fraction = float(options.get("test_fraction", info.test_fraction))
     recs, split_info, searched = find_recordings(info, root, split, seed, fraction)
     if not recs and download:
         from .download import download_with_tonic
@@ -289,32 +239,6 @@ def get_dataset(
     return EventFrameDataset(
         info, split, recs, spec, split_info, frame_cache, aug, skip_bad, progress
     )
-
-
-def _get_ndigits(root, split, spec, aug, seed, progress) -> NDigitsDataset:
-    folder = root / dataset_info("ndigits").tonic_folder
-    try:
-        data = ndigits_frames(folder, seed, spec, progress)
-    except OSError as err:
-        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise
-        raise DataError(
-            f"cannot write the generated ndigits data into {folder} ({err.strerror}: "
-            f"{err.filename}). ndigits is generated on first use and kept in the data folder: "
-            "pass --data-dir a folder you can write to (or set SPIKEQUANT_DATA), or generate "
-            f"it once where you can write and copy its {folder.name}/ folder here"
-        ) from None
-    split_info = {
-        "dataset": "ndigits",
-        "kind": "stratified",
-        "test_fraction": ndigits.TEST_FRACTION,
-        "seed": seed,
-        "num_train": len(data["train_labels"]),
-        "num_test": len(data["test_labels"]),
-        "root": str(folder),
-        "frames": spec.as_dict(),
-    }
-    return NDigitsDataset(data[split], data[f"{split}_labels"], split_info, aug)
 
 
 def usable_data_dir(root: Path) -> Path:

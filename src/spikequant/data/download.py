@@ -1,37 +1,22 @@
-"""Fetching a benchmark through tonic's dataset classes, only when the user asks (--download)."""
+"""Fetching a dataset, only when the user asks (--download): each descriptor's `download`,
+which for the benchmarks goes through tonic's dataset classes."""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
-from .registry import DatasetInfo
-
-TONIC_CLASSES = {
-    "nmnist": "NMNIST",
-    "dvsgesture": "DVSGesture",
-    "cifar10dvs": "CIFAR10DVS",
-    "ncaltech101": "NCALTECH101",
-}
+from .descriptor import DatasetInfo
 
 
 def download_with_tonic(info: DatasetInfo, data_dir: Path, split: str) -> None:
-    """Let tonic download and extract `info` into data_dir (its save_to)."""
+    """Fetch `split` of `info` into data_dir (tonic's save_to), the way its descriptor says."""
+    info.download(data_dir, split)
+
+
+def fetch_with_tonic(class_name: str, data_dir: Path, **options) -> None:
+    """Let tonic's dataset class `class_name` download and extract into data_dir."""
     import tonic.datasets
 
-    cls = getattr(tonic.datasets, TONIC_CLASSES[info.name])
+    cls = getattr(tonic.datasets, class_name)
     data_dir.mkdir(parents=True, exist_ok=True)
-    if info.name in ("nmnist", "dvsgesture"):
-        cls(save_to=str(data_dir), train=(split == "train"))
-    else:
-        cls(save_to=str(data_dir))
-    if info.name == "ncaltech101":
-        _extract_inner_caltech_zip(data_dir / info.tonic_folder)
-
-
-def _extract_inner_caltech_zip(root: Path) -> None:
-    """tonic's N-Caltech101 archive holds Caltech101.zip, which tonic leaves packed."""
-    inner = root / "Caltech101.zip"
-    if inner.exists() and not (root / "Caltech101").is_dir():
-        with zipfile.ZipFile(inner) as archive:
-            archive.extractall(root)
+    cls(save_to=str(data_dir), **options)

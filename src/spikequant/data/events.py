@@ -12,54 +12,63 @@ from ..errors import DataError
 EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "u1")])
 
 
-class CorruptEventFile(DataError):
-    """A recording that cannot be decoded: truncated, corrupt, of an unexpected layout, or
-    holding no events."""
+class BadRecording(DataError):
+    """A recording that cannot be used. .path and .reason are set (None when the error was
+    rebuilt from its message: unpickled, or raised in a DataLoader worker); the message is
+    "<path>: <reason>. <what to do>"."""
 
-    def __init__(self, path: str | os.PathLike, reason: str | None = None):
-        if reason is None:  # rebuilt from its message (unpickled, or raised in a worker)
-            self.path, self.reason = None, None
-            super().__init__(str(path))
-            return
-        self.path, self.reason = str(path), reason
-        super().__init__(
-            f"{self.path}: {reason}. The file is truncated or corrupt: delete it and download "
-            "it again, or pass skip_bad=True (--skip-bad) to skip bad recordings."
-        )
-
-
-class MissingDecoder(DataError, RuntimeError):
-    """A recording that needs a package which is not installed (a compression codec)."""
-
-
-class EventsOutsideSensor(DataError):
-    """A recording with events whose address lies outside the sensor."""
-
-    def __init__(self, path: str | os.PathLike, detail: str | None = None):
-        if detail is None:
-            self.path, self.reason = None, None
-            super().__init__(str(path))
-            return
-        self.path, self.reason = str(path), f"events outside the sensor ({detail})"
-        super().__init__(
-            f"{path}: events outside the sensor ({detail}). The file does not belong to this "
-            "dataset or is corrupt; remove it, or pass skip_bad=True (--skip-bad) to skip it."
-        )
-
-
-class UnreadableRecording(DataError):
-    """A recording the operating system will not let us read (permissions, vanished file)."""
+    advice = ""
 
     def __init__(self, path: str | os.PathLike, reason: str | None = None):
         if reason is None:
             self.path, self.reason = None, None
             super().__init__(str(path))
             return
-        self.path, self.reason = str(path), f"cannot be read ({reason})"
-        super().__init__(
-            f"{path}: cannot be read ({reason}). Check that it exists and is readable, or pass "
-            "skip_bad=True (--skip-bad) to skip it."
-        )
+        self.path, self.reason = str(path), self.describe(reason)
+        super().__init__(f"{self.path}: {self.reason}. {self.advice}")
+
+    @staticmethod
+    def describe(reason: str) -> str:
+        return reason
+
+
+class CorruptEventFile(BadRecording):
+    """A recording that cannot be decoded: truncated, corrupt, of an unexpected layout, or
+    holding no events."""
+
+    advice = (
+        "The file is truncated or corrupt: delete it and download it again, or pass "
+        "skip_bad=True (--skip-bad) to skip bad recordings."
+    )
+
+
+class MissingDecoder(DataError, RuntimeError):
+    """A recording that needs a package which is not installed (a compression codec)."""
+
+
+class EventsOutsideSensor(BadRecording):
+    """A recording with events whose address lies outside the sensor."""
+
+    advice = (
+        "The file does not belong to this dataset or is corrupt; remove it, or pass "
+        "skip_bad=True (--skip-bad) to skip it."
+    )
+
+    @staticmethod
+    def describe(reason: str) -> str:
+        return f"events outside the sensor ({reason})"
+
+
+class UnreadableRecording(BadRecording):
+    """A recording the operating system will not let us read (permissions, vanished file)."""
+
+    advice = (
+        "Check that it exists and is readable, or pass skip_bad=True (--skip-bad) to skip it."
+    )
+
+    @staticmethod
+    def describe(reason: str) -> str:
+        return f"cannot be read ({reason})"
 
 
 def make_events(x, y, t, p) -> np.ndarray:

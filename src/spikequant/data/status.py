@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import DataError
-from . import ndigits
+from .descriptor import DatasetInfo
 from .formats import quick_check
-from .registry import DatasetInfo, dataset_info, resolve_data_dir
+from .registry import dataset_info, resolve_data_dir
 from .sources import count_recordings
 
 LAYOUT_NAMES = {
@@ -49,17 +50,16 @@ def dataset_status(
     file found the way training does before it starts (sizes and headers, and that an ATIS
     file holds an event), listing the bad ones; without it the files are only counted."""
     info = dataset_info(name)
-    root = resolve_data_dir(data_dir)
-    if info.name == "ndigits":
-        folder = root / info.tonic_folder
-        ready = ndigits.events_path(folder, 0).exists()
-        note = "generated" if ready else "generated on first use (a few seconds, no download)"
-        counts = {"all": 1797} if ready else {}
-        return DatasetStatus(info, True, str(folder), counts, "simulated events", note)
+    return info.status(resolve_data_dir(data_dir), check)
+
+
+def files_status(info: DatasetInfo, root: Path, check: bool) -> DatasetStatus:
+    """The status of a dataset read from files: its recordings under root counted (and, with
+    `check`, every file checked)."""
     try:
         counts, layout, folder, files = count_recordings(info, root)
     except (OSError, ValueError) as err:
-        return DatasetStatus(info, False, str(root / info.tonic_folder), note=str(err))
+        return DatasetStatus(info, False, str(root / info.folder), note=str(err))
     found = sum(counts.values()) > 0
     return DatasetStatus(
         info,

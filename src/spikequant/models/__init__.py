@@ -21,6 +21,7 @@ from .registry import (
     build_float_on_meta,
     count_parameters,
     list_models,
+    model_spec,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "build_float_on_meta",
     "count_parameters",
     "list_models",
+    "model_spec",
 ]

@@ -89,9 +89,9 @@ def activation_elements(model_name: str, overrides: dict) -> tuple[int, int, int
     step, and the parameter count, measured on the meta device (no memory, no compute)."""
     import torch
 
-    from ..models.registry import ARCH_KEYS, _architecture, _spec, build_float_on_meta
+    from ..models.registry import ARCH_KEYS, _architecture, build_float_on_meta, model_spec
 
-    spec = _spec(model_name)
+    spec = model_spec(model_name)
     arch = {k: v for k, v in overrides.items() if k in ARCH_KEYS}
     height, width = _architecture(spec, arch)["input_size"]
     model = build_float_on_meta(model_name, **arch)
