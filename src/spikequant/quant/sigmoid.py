@@ -153,6 +153,7 @@ class SigmoidQuantizer(WeightQuantizer):
     """
 
     name = "sigmoid"
+    summary = "the study's differentiable function"
     weight_shaped = ("alpha", "beta")
 
     def __init__(
