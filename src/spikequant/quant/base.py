@@ -142,8 +142,10 @@ class WeightQuantizer(nn.Module, metaclass=ABCMeta):
             )
         return cls(first, **options)
 
-    def __init__(self, levels: torch.Tensor) -> None:
+    def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
         super().__init__()
+        # one scale per output channel instead of one per tensor, where the quantizer has scales
+        self.per_channel = per_channel
         self.register_buffer("levels", levels.clone().float())
         self._cache_level_floats()
 

@@ -48,8 +48,7 @@ class SteQuantizer(WeightQuantizer):
     weight_shaped = ("scale",)
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
-        super().__init__(levels)
-        self.per_channel = per_channel
+        super().__init__(levels, per_channel)
         self.register_buffer("scale", torch.ones(()))
 
     @property
@@ -100,8 +99,7 @@ class XnorQuantizer(WeightQuantizer):
             raise ValueError(
                 f"xnor allows only bits=1 (levels [-1, 1]), got levels {levels.tolist()}"
             )
-        super().__init__(levels)
-        self.per_channel = per_channel
+        super().__init__(levels, per_channel)
 
     def _scale(self, weight: torch.Tensor) -> torch.Tensor:
         if self.per_channel:
@@ -143,8 +141,7 @@ class LsqQuantizer(WeightQuantizer):
     weight_shaped = ("step_size",)
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
-        super().__init__(levels)
-        self.per_channel = per_channel
+        super().__init__(levels, per_channel)
         self.step_size = nn.Parameter(torch.ones(()))
 
     @property
@@ -233,8 +230,7 @@ class PtqQuantizer(WeightQuantizer):
     REFINE_STEPS = 20
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
-        super().__init__(levels)
-        self.per_channel = per_channel
+        super().__init__(levels, per_channel)
         self._scale_cache: tuple[tuple, torch.Tensor] | None = None
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
