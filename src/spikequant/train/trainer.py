@@ -82,9 +82,7 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     from ..models import build
 
     options: dict[str, Any] = {"per_channel": True} if cfg.per_channel else {}
-    # given only where it differs from the quantizer's default ("reference"), so that the
-    # model config (and the exported file's size) of a default run stays as it was
-    if "gradient" in quantizer_class(cfg.quantizer).option_names() and cfg.gradient != "reference":
+    if "gradient" in quantizer_class(cfg.quantizer).option_names():
         options["gradient"] = cfg.gradient
     overrides = dict(cfg.model_overrides)
     if cfg.exclude:
