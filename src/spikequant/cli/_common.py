@@ -37,11 +37,14 @@ def add_device_arg(p: argparse.ArgumentParser, default: str | None = "cpu") -> N
 
 
 def quantizer_help() -> str:
-    return (
-        "weight quantizer: none (float), sigmoid (the study's differentiable function), "
-        "ste (sign/round + straight-through, BinaryConnect), xnor (sign x mean|w|), "
-        "lsq (learned step size), dorefa, ptq (round a float model after training)"
+    """`--quantizer`'s help: every registered quantizer with its summary."""
+    from ..quant import quantizer_class, quantizer_names
+
+    described = (
+        f"{name} ({quantizer_class(name).summary})" if quantizer_class(name).summary else name
+        for name in quantizer_names()
     )
+    return "weight quantizer: " + ", ".join(described)
 
 
 def add_evaluation_args(p: argparse.ArgumentParser) -> None:

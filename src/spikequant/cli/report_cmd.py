@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..quant import QUANTIZERS
+from ..quant import quantizer_names
 from ._common import add_device_arg, check_inference_memory, quantizer_help
 from .argtypes import positive_int
 
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--checkpoint", "-c", help="training checkpoint (DIR/last.pt)")
     src.add_argument("--model", "-m", help="packed model file (from spikequant export)")
     src.add_argument("--network", "-n", help="registered network: ndigits, nmnist, ...")
-    p.add_argument("--quantizer", "-q", choices=QUANTIZERS, default="sigmoid",
+    p.add_argument("--quantizer", "-q", choices=quantizer_names(), default="sigmoid",
                    help=f"with --network: {quantizer_help()} [default: sigmoid]")
     p.add_argument("--bits", "-k", type=positive_int, default=1,
                    help="with --network [default: 1]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..quant import QUANTIZERS
+from ..quant import quantizer_names
 from ..quant.schedule import KINDS
 from ..quant.sigmoid import GRADIENTS
 from ..train.config import LR_SCHEDULES
@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="ndigits (offline), nmnist, dvsgesture, cifar10dvs, ncaltech101 [default: ndigits]",
     )
-    p.add_argument("--quantizer", "-q", choices=QUANTIZERS, default=None, help=quantizer_help())
+    p.add_argument("--quantizer", "-q", choices=quantizer_names(), default=None,
+                   help=quantizer_help())
     p.add_argument(
         "--bits",
         "-k",

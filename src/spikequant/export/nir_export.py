@@ -42,7 +42,6 @@ from torch import nn
 
 from .._atomic import atomic_path
 from ..quant import WeightQuantizer, float_weight, weight_quantizer
-from ..quant.baselines import IdentityQuantizer
 from ..snn import BaseLIF, TimeSharedDropout
 from .hooks import forward_hooks
 
@@ -122,7 +121,7 @@ def _pair(v: Any) -> tuple[int, int]:
 
 def _quant_metadata(layer: nn.Module) -> dict[str, Any]:
     q = weight_quantizer(layer)
-    if q is None or isinstance(q, IdentityQuantizer):
+    if q is None or q.is_float:
         return {"quantized": 0}
     qw = q.quantize(float_weight(layer))
     return {"quantized": 1, "bits": qw.bits, "levels": _np(qw.levels),

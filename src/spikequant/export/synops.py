@@ -35,7 +35,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..quant import bits_for_levels, weight_quantizer
-from ..quant.baselines import IdentityQuantizer
 from .hooks import forward_hooks
 
 
@@ -69,7 +68,7 @@ class LayerOps:
 def _levels_info(layer: nn.Module, levels: torch.Tensor | None) -> tuple[int | None, bool]:
     if levels is None:
         q = weight_quantizer(layer)
-        if q is None or isinstance(q, IdentityQuantizer):
+        if q is None or q.is_float:
             return None, False
         levels = q.levels
     levels = levels.detach().cpu()

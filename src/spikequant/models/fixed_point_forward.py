@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..quant import float_weight, weight_quantizer
-from ..quant.baselines import IdentityQuantizer
 from ..snn.fixed_point import fixed_point_drive
 from .integer_program import (
     FlattenOp,
@@ -41,7 +40,7 @@ def unquantized_layers(model: nn.Module) -> list[str]:
     return [
         name for name, m in model.named_modules()
         if isinstance(m, (nn.Conv2d, nn.Linear))
-        and (weight_quantizer(m) is None or isinstance(weight_quantizer(m), IdentityQuantizer))
+        and (weight_quantizer(m) is None or weight_quantizer(m).is_float)
     ]
 
 

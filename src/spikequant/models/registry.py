@@ -13,6 +13,7 @@ from torch import nn
 
 from ..data.registry import DATASETS, DatasetInfo, dataset_info
 from ..quant import quantize_model
+from ..quant.registry import is_float_quantizer
 from ..snn.fixed_point import check_state_bits
 from .convnet import SpikingConvNet
 
@@ -218,10 +219,11 @@ def _check_state_bits(state_bits: int | None, quantizer: str, overrides: dict[st
     """Refuse, before building anything, fixed-point state on a network with float weights."""
     if check_state_bits(state_bits) is None:
         return
-    if quantizer == "none" or overrides.get("exclude"):
+    float_weights = is_float_quantizer(quantizer)
+    if float_weights or overrides.get("exclude"):
         raise ValueError(
             "fixed-point state (state_bits) needs every conv / linear layer quantized: "
-            + ("quantizer 'none' keeps float weights" if quantizer == "none" else
+            + (f"quantizer {quantizer!r} keeps float weights" if float_weights else
                f"exclude={overrides['exclude']!r} keeps some float")
             + "; give layers their own precision with layer_bits instead (e.g. "
             "--layer-bits conv1=8)"

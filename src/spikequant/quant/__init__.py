@@ -2,14 +2,15 @@
 layers and the model-level `quantize_model` pass. Knows nothing of spikes."""
 
 from .base import QuantizedWeight, WeightQuantizer
-from .baselines import (
-    DorefaQuantizer,
-    IdentityQuantizer,
-    LsqQuantizer,
-    PtqQuantizer,
-    SteQuantizer,
-    XnorQuantizer,
-)
+
+# isort: off
+# The built-in quantizers register when their class is defined, in the order --quantizer
+# lists them: float, the study's sigmoid, the baselines. QUANTIZERS below is read after.
+from .identity import IdentityQuantizer
+from .sigmoid import SigmoidQuantizer
+from .baselines import DorefaQuantizer, LsqQuantizer, PtqQuantizer, SteQuantizer, XnorQuantizer
+
+# isort: on
 from .layers import (
     QUANTIZERS,
     QuantConv2d,
@@ -24,8 +25,14 @@ from .layers import (
     weight_quantizer,
 )
 from .levels import bits_for_levels, power_of_two_levels, resolve_levels, symmetric_levels
+from .registry import (
+    quantizer_class,
+    quantizer_names,
+    quantizer_registered,
+    register_quantizer,
+    unregister_quantizer,
+)
 from .schedule import TemperatureSchedule, set_temperature
-from .sigmoid import SigmoidQuantizer
 
 __all__ = [
     "QUANTIZERS",
@@ -49,9 +56,14 @@ __all__ = [
     "quantize_model",
     "quantized_layers",
     "quantized_weight",
+    "quantizer_class",
+    "quantizer_names",
+    "quantizer_registered",
+    "register_quantizer",
     "resolve_levels",
     "set_temperature",
     "state_dict_follows",
     "symmetric_levels",
+    "unregister_quantizer",
     "weight_quantizer",
 ]

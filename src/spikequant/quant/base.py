@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from .levels import bits_for_levels
+from .levels import MAX_BITS, bits_for_levels, check_bits, symmetric_levels, validate_levels
+from .registry import quantizers_for_bits, register_quantizer
 
 
 @dataclass
@@ -44,24 +47,105 @@ def reduce_per_channel(w: torch.Tensor, fn, per_channel: bool) -> torch.Tensor:
     return fn(w.detach().flatten().unsqueeze(0), dim=1).reshape(())
 
 
-class WeightQuantizer(nn.Module):
+class WeightQuantizer(nn.Module, metaclass=ABCMeta):
     """Maps float weights to low-precision weights.
 
     In training mode `forward` may be soft (differentiable); in eval mode it returns exactly
-    `quantize(w).dequantize()`. Subclasses set `name` and implement `forward`, `quantize` and
-    optionally `init_from_weight` (data-dependent initialisation, run by `reset(weight)`).
+    `quantize(w).dequantize()`. Subclasses implement `forward` and `quantize`, optionally
+    `init_from_weight` (data-dependent initialisation, run by `reset(weight)`).
+
+    A subclass that sets `name` registers under it when the class is defined (pass
+    `register=False` in the class statement to register it later, e.g. with
+    `quantizer_registered`), so `make_quantizer(name, ...)`, `--quantizer name`, configs and
+    sweeps know it. It declares what it supports: `bit_widths` it can be built with,
+    `takes_levels` (whether an explicit level set `levels=[...]` is allowed), `is_float`
+    (weights stay float: no codes), `summary` (a few words for `--quantizer`'s help).
+    `from_spec(bits, levels, **options)` builds it; by default `cls(levels, **options)` with
+    the given level set, else the symmetric levels of `bits`, or `cls(bits, **options)` for a
+    quantizer that makes its own levels (`takes_levels = False`).
 
     `weight_shaped` names the parameters / buffers whose shape follows the weight (a scale
     per output channel): loading a state dict gives them the saved shape, so a quantizer that
     was never `reset` (or was reset per tensor) still loads a per-channel one.
     """
 
-    name: str = "base"
+    name: ClassVar[str | None] = None
+    bit_widths: ClassVar[tuple[int, ...]] = tuple(range(1, MAX_BITS + 1))
+    takes_levels: ClassVar[bool] = True
+    is_float: ClassVar[bool] = False
+    summary: ClassVar[str] = ""
     per_channel: bool = False
     weight_shaped: tuple[str, ...] = ()
 
-    def __init__(self, levels: torch.Tensor) -> None:
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # only a class naming itself registers: a subclass of a registered quantizer that
+        # keeps its parent's name is a variant, not a second entry under that name
+        if register and cls.__dict__.get("name") is not None:
+            register_quantizer(cls)
+
+    @classmethod
+    def from_spec(
+        cls, bits: int | None = 1, levels: Any = None, **options: Any
+    ) -> WeightQuantizer:
+        """A fresh quantizer from the user's `bits` / `levels` and constructor `options`, each
+        checked with an error that says what to pass instead."""
+        return cls.with_options(cls.spec_argument(bits, levels), **options)
+
+    @classmethod
+    def spec_argument(cls, bits: int | None, levels: Any) -> torch.Tensor | int:
+        """What `__init__` takes first: the checked level set, or the bit width for a
+        quantizer that makes its own levels."""
+        widths = _widths_text(cls.bit_widths)
+        if levels is not None:
+            if not cls.takes_levels:
+                raise ValueError(
+                    f"{cls.name} uses its own levels for each bit width; pass bits={widths}, "
+                    "not levels"
+                )
+            lv = validate_levels(levels)
+            width, got = bits_for_levels(lv.numel()), f"levels {lv.tolist()}"
+        elif bits is None:
+            if cls.takes_levels:
+                raise ValueError(
+                    f"give either bits ({widths}) or an explicit levels=[...] list"
+                )
+            raise ValueError(f"{cls.name} needs bits={widths}")
+        else:
+            lv, width = None, check_bits(bits)
+            got = f"bits={width}"
+        if width not in cls.bit_widths:
+            others = [n for n in quantizers_for_bits(width, levels is not None) if n != cls.name]
+            raise ValueError(
+                f"{cls.name} allows only bits={widths}, got {got}"
+                + (f"; for {width} bits use quantizer {', '.join(others)}" if others else "")
+            )
+        if not cls.takes_levels:
+            return width
+        return lv if lv is not None else symmetric_levels(width)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The keyword options of the constructor (everything after its first argument)."""
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"][1:]
+
+    @classmethod
+    def with_options(cls, first: Any, **options: Any) -> WeightQuantizer:
+        """`cls(first, **options)`, with an option it does not take an error listing those
+        it does."""
+        allowed = cls.option_names()
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"quantizer {cls.name!r} has no option(s) {', '.join(unknown)}; "
+                f"its options are: {', '.join(allowed) or 'none'}"
+            )
+        return cls(first, **options)
+
+    def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
         super().__init__()
+        # one scale per output channel instead of one per tensor, where the quantizer has scales
+        self.per_channel = per_channel
         self.register_buffer("levels", levels.clone().float())
         self._cache_level_floats()
 
@@ -91,8 +175,13 @@ class WeightQuantizer(nn.Module):
     def set_temperature(self, temperature: float) -> None:  # noqa: B027 - optional hook
         """Only the sigmoid quantizer has a temperature; the others ignore it."""
 
+    @abstractmethod
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        """The weight the layer computes with: soft or hard in training, hard in eval."""
+
+    @abstractmethod
     def quantize(self, weight: torch.Tensor) -> QuantizedWeight:
-        raise NotImplementedError
+        """Integer codes, levels and scale of `weight` (what export stores)."""
 
     def hard(self, weight: torch.Tensor) -> torch.Tensor:
         return self.quantize(weight).dequantize().to(weight.dtype)
@@ -115,3 +204,10 @@ class WeightQuantizer(nn.Module):
         lv = self.levels.tolist()
         shown = lv if len(lv) <= 8 else f"{len(lv)} levels in [{lv[0]:g}, {lv[-1]:g}]"
         return f"levels={shown}, per_channel={self.per_channel}"
+
+
+def _widths_text(widths: tuple[int, ...]) -> str:
+    """1..8 for a contiguous range, else the widths listed."""
+    if len(widths) > 1 and list(widths) == list(range(widths[0], widths[-1] + 1)):
+        return f"{widths[0]}..{widths[-1]}"
+    return ", ".join(str(w) for w in widths)

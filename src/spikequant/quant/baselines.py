@@ -1,6 +1,5 @@
 """The quantizers the study compares against, behind the WeightQuantizer interface.
 
-- IdentityQuantizer (`none`): float weights.
 - SteQuantizer (`ste`): BinaryConnect's deterministic sign (round to the nearest level for k
   bits) with a fixed per-layer scale and a straight-through gradient cancelled outside the range.
 - XnorQuantizer (`xnor`): sign(w) * mean|w| per layer or per output channel (XNOR-Net).
@@ -38,19 +37,6 @@ def _positive(scale: torch.Tensor) -> torch.Tensor:
     return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
-class IdentityQuantizer(WeightQuantizer):
-    name = "none"
-
-    def __init__(self, levels: torch.Tensor | None = None) -> None:
-        super().__init__(levels if levels is not None else torch.tensor([-1.0, 1.0]))
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight
-
-    def quantize(self, weight: torch.Tensor) -> QuantizedWeight:
-        raise TypeError("the 'none' quantizer keeps float weights; it has no integer codes")
-
-
 class SteQuantizer(WeightQuantizer):
     """w_hat = H * nearest_level(w / H) with H fixed at initialisation (mean|w| for binary, as
     BinaryConnect's fixed +-H; max|w| / max|q| for k bits). The gradient passes straight through
@@ -58,11 +44,11 @@ class SteQuantizer(WeightQuantizer):
     <= q_n + 1/2 for integer levels) and is cancelled beyond (BinaryConnect's clipping)."""
 
     name = "ste"
+    summary = "sign/round + straight-through, BinaryConnect"
     weight_shaped = ("scale",)
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
-        super().__init__(levels)
-        self.per_channel = per_channel
+        super().__init__(levels, per_channel)
         self.register_buffer("scale", torch.ones(()))
 
     @property
@@ -105,16 +91,15 @@ class XnorQuantizer(WeightQuantizer):
     exactly, the sign passes a straight-through gradient where |w| <= 1."""
 
     name = "xnor"
+    summary = "sign x mean|w|"
+    bit_widths = (1,)
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
         if levels.numel() != 2 or levels.tolist() != [-1.0, 1.0]:
             raise ValueError(
-                f"xnor binarizes weights: it allows only bits=1 (levels [-1, 1]), got levels "
-                f"{levels.tolist()}; for more bits use quantizer='lsq', 'dorefa', 'ste' or "
-                "'sigmoid'"
+                f"xnor allows only bits=1 (levels [-1, 1]), got levels {levels.tolist()}"
             )
-        super().__init__(levels)
-        self.per_channel = per_channel
+        super().__init__(levels, per_channel)
 
     def _scale(self, weight: torch.Tensor) -> torch.Tensor:
         if self.per_channel:
@@ -152,11 +137,11 @@ class LsqQuantizer(WeightQuantizer):
     1 / sqrt(N * Q_p). Binary levels {-1, 1} give w_hat = s * sign(w)."""
 
     name = "lsq"
+    summary = "learned step size"
     weight_shaped = ("step_size",)
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
-        super().__init__(levels)
-        self.per_channel = per_channel
+        super().__init__(levels, per_channel)
         self.step_size = nn.Parameter(torch.ones(()))
 
     @property
@@ -201,6 +186,7 @@ class DorefaQuantizer(WeightQuantizer):
     k = 1: w_hat = E|w| * sign(w) with E|w| held constant in the gradient."""
 
     name = "dorefa"
+    takes_levels = False  # its own 2^k evenly spaced levels in [-1, 1]
 
     def __init__(self, bits: int) -> None:
         bits = check_bits(bits)
@@ -239,12 +225,12 @@ class PtqQuantizer(WeightQuantizer):
     The scale of a layer's weight is computed once per weight version, not every eval batch."""
 
     name = "ptq"
+    summary = "round a float model after training"
     GRID = 100
     REFINE_STEPS = 20
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
-        super().__init__(levels)
-        self.per_channel = per_channel
+        super().__init__(levels, per_channel)
         self._scale_cache: tuple[tuple, torch.Tensor] | None = None
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,6 @@ SpikingJelly's multi-step `layer.Conv2d` or any other subclass stays what it was
 from __future__ import annotations
 
 import fnmatch
-import inspect
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,18 +19,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .base import QuantizedWeight, WeightQuantizer
-from .baselines import (
-    DorefaQuantizer,
-    IdentityQuantizer,
-    LsqQuantizer,
-    PtqQuantizer,
-    SteQuantizer,
-    XnorQuantizer,
-)
-from .levels import resolve_levels
-from .sigmoid import SigmoidQuantizer
+from .registry import quantizer_class, quantizer_names
 
-QUANTIZERS = ("none", "sigmoid", "ste", "xnor", "lsq", "dorefa", "ptq")
+# the built-in quantizers (quant/__init__.py registers them); quantizer_names() also has any
+# registered since
+QUANTIZERS = quantizer_names()
 
 
 def make_quantizer(
@@ -40,42 +32,11 @@ def make_quantizer(
     levels: Sequence[float] | torch.Tensor | None = None,
     **options: Any,
 ) -> WeightQuantizer:
-    """A fresh quantizer by name. `options` go to its constructor (e.g. per_channel=True,
-    temperature=..., boundaries='midpoints' for sigmoid); an option the quantizer does not
-    take is an error that lists the ones it does. "none" (float weights) ignores bits/levels."""
-    if not isinstance(quantizer, str) or quantizer not in QUANTIZERS:
-        raise ValueError(f"unknown quantizer {quantizer!r}; choose one of {', '.join(QUANTIZERS)}")
-    if quantizer == "none":
-        return IdentityQuantizer()
-    if quantizer == "dorefa":
-        if levels is not None:
-            raise ValueError(
-                "dorefa uses its own 2^k evenly spaced levels in [-1, 1]; pass bits=1..8, "
-                "not levels"
-            )
-        if bits is None:
-            raise ValueError("dorefa needs bits=1..8")
-        return _construct(DorefaQuantizer, quantizer, bits, **options)
-    lv = resolve_levels(bits, levels)
-    cls = {
-        "sigmoid": SigmoidQuantizer,
-        "ste": SteQuantizer,
-        "xnor": XnorQuantizer,
-        "lsq": LsqQuantizer,
-        "ptq": PtqQuantizer,
-    }[quantizer]
-    return _construct(cls, quantizer, lv, **options)
-
-
-def _construct(cls: type, name: str, first: Any, **options: Any) -> WeightQuantizer:
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"][1:]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"quantizer {name!r} has no option(s) {', '.join(unknown)}; "
-            f"its options are: {', '.join(allowed) or 'none'}"
-        )
-    return cls(first, **options)
+    """A fresh quantizer by registered name. `options` go to its constructor (e.g.
+    per_channel=True, temperature=..., boundaries='midpoints' for sigmoid); an option the
+    quantizer does not take is an error that lists the ones it does. "none" (float weights)
+    ignores bits/levels."""
+    return quantizer_class(quantizer).from_spec(bits, levels, **options)
 
 
 _deferred = threading.local()
@@ -159,7 +120,7 @@ def quantized_weight(layer: nn.Module) -> QuantizedWeight:
     """The integer codes, levels and scale of a quantized layer's weight (what export stores);
     `.dequantize()` equals `layer.weight` in eval mode."""
     q = weight_quantizer(layer)
-    if q is None or isinstance(q, IdentityQuantizer):
+    if q is None or q.is_float:
         raise ValueError(
             f"{type(layer).__name__} has float weights (no quantizer, or quantizer 'none'); "
             "quantize it first with quantize_model(...)"
@@ -265,19 +226,20 @@ def quantize_model(
     a predicate `(name, module) -> bool`. `layer_bits` gives some layers their own precision,
     e.g. {"conv1": 8, "classifier": 8} (names or globs, first match wins; those layers take
     the symmetric levels of their width instead of `levels`). Layers already quantized are
-    left as they are, so a second call does not quantize twice. `quantizer="none"` leaves the
-    weights as they are.
+    left as they are, so a second call does not quantize twice. `quantizer="none"` (a float
+    quantizer) leaves the weights as they are.
 
     `state_bits` (e.g. 8..16) also puts the neuron state on a fixed-point grid: every module
     with a `set_state_bits` method (spikequant's LIF and PLIF neurons, and the registered
     networks, which then evaluate in exact integer arithmetic) gets it, after the weights.
     """
-    make_quantizer(quantizer, bits, levels, **options)  # validate before touching the model
+    # validate before touching the model
+    is_float = make_quantizer(quantizer, bits, levels, **options).is_float
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     excluded = _exclusion(exclude, layers)
     own_bits = _layer_bits(layer_bits or {}, layers, quantizer, options)
     stateful = _state_holders(model, state_bits)
-    if quantizer == "none":
+    if is_float:
         _set_state_bits(stateful, state_bits)
         return model
     for name, m in layers:
@@ -333,7 +295,7 @@ def _layer_bits(
                 f"layer_bits takes name -> integer bits (e.g. 'conv1=8'), got {pattern!r}: "
                 f"{width!r}"
             )
-        if quantizer != "none":
+        if not quantizer_class(quantizer).is_float:
             make_quantizer(quantizer, width, None, **options)  # an impossible width fails here
         for name in _layers_matching(pattern, layers, "layer_bits"):
             chosen.setdefault(name, width)
@@ -350,5 +312,5 @@ def quantized_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module, WeightQ
     """(name, layer, quantizer) for every layer of `model` whose weight is quantized."""
     for name, m in model.named_modules():
         q = weight_quantizer(m)
-        if q is not None and not isinstance(q, IdentityQuantizer):
+        if q is not None and not q.is_float:
             yield name, m, q

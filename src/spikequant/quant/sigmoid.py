@@ -153,6 +153,7 @@ class SigmoidQuantizer(WeightQuantizer):
     """
 
     name = "sigmoid"
+    summary = "the study's differentiable function"
     weight_shaped = ("alpha", "beta")
 
     def __init__(
@@ -164,7 +165,7 @@ class SigmoidQuantizer(WeightQuantizer):
         learn_scales: bool = True,
         gradient: str = "reference",
     ) -> None:
-        super().__init__(levels)
+        super().__init__(levels, per_channel)
         if boundaries not in ("kmeans", "midpoints"):
             raise ValueError(f"boundaries must be 'kmeans' or 'midpoints', got {boundaries!r}")
         if gradient not in GRADIENTS:
@@ -172,7 +173,6 @@ class SigmoidQuantizer(WeightQuantizer):
         temperature = check_temperature(temperature)
         self.gradient = gradient
         self.boundary_mode = boundaries
-        self.per_channel = per_channel
         self.register_buffer("heights", self.levels[1:] - self.levels[:-1])
         self.register_buffer("positions", (self.levels[1:] + self.levels[:-1]) / 2)
         self.register_buffer("temperature", torch.tensor(temperature))

@@ -24,9 +24,11 @@ LR_SCHEDULES = ("cosine", "constant")
 
 
 def weight_bits(quantizer: str, bits: int, levels: list[float] | None) -> int:
-    """Bits a weight takes in the exported file: FLOAT_BITS for float, ceil(log2 L) for a
-    custom level set, else `bits`."""
-    if quantizer == "none":
+    """Bits a weight takes in the exported file: FLOAT_BITS for a float quantizer ("none"),
+    ceil(log2 L) for a custom level set, else `bits`."""
+    from ..quant.registry import is_float_quantizer
+
+    if is_float_quantizer(quantizer):
         return FLOAT_BITS
     if levels:
         from ..quant.levels import bits_for_levels
@@ -100,13 +102,14 @@ class TrainConfig:
     max_batches: int | None = None  # cap batches per epoch (smoke tests)
 
     def validate(self) -> None:
-        from ..quant import QUANTIZERS
+        from ..quant import quantizer_names
         from ..quant.schedule import KINDS
         from ..quant.sigmoid import GRADIENTS
 
-        if self.quantizer not in QUANTIZERS:
+        if self.quantizer not in quantizer_names():
             raise ValueError(
-                f"--quantizer must be one of {', '.join(QUANTIZERS)}, got {self.quantizer!r}"
+                f"--quantizer must be one of {', '.join(quantizer_names())}, "
+                f"got {self.quantizer!r}"
             )
         if self.loss not in LOSSES:
             raise ValueError(f"--loss must be one of {LOSSES}, got {self.loss!r}")
@@ -135,10 +138,13 @@ class TrainConfig:
             check_state_bits(self.state_bits)
         except ValueError as err:
             raise ValueError(f"--state-bits: {err}") from None
-        if self.state_bits is not None and (self.quantizer == "none" or self.exclude):
+        from ..quant.registry import is_float_quantizer
+
+        float_weights = is_float_quantizer(self.quantizer)
+        if self.state_bits is not None and (float_weights or self.exclude):
             raise ValueError(
                 "--state-bits needs every conv / linear layer quantized (integer weights), but "
-                + ("--quantizer none keeps them float" if self.quantizer == "none" else
+                + (f"--quantizer {self.quantizer} keeps them float" if float_weights else
                    f"--exclude {' '.join(self.exclude)} keeps some float")
                 + "; give those layers their own precision with --layer-bits NAME=BITS instead"
             )

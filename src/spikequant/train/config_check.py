@@ -116,20 +116,24 @@ def check_ranges(cfg: Any) -> None:
     _number(cfg, "scale_lr", 0, above=True, optional=True)
     _number(cfg, "val_fraction", 0, high=0.9)
     _number(cfg, "calibration_samples", 0, integer=True)
-    if cfg.levels is not None:
-        from ..quant.levels import validate_levels
+    _check_quantizer_spec(cfg)
 
-        try:
+
+def _check_quantizer_spec(cfg: Any) -> None:
+    """ConfigError for a level set or bit width the run's quantizer cannot be built with."""
+    from ..quant.levels import validate_levels
+    from ..quant.registry import quantizer_class, quantizer_names
+
+    flag = "--bits" if cfg.levels is None else "--levels"
+    try:
+        if cfg.levels is not None:
             validate_levels(cfg.levels)
-        except ValueError as err:
-            raise ConfigError(f"--levels: {err}") from None
-    elif cfg.quantizer != "none":
-        from ..quant.levels import check_bits
-
-        try:
-            check_bits(cfg.bits)
-        except ValueError as err:
-            raise ConfigError(f"--bits: {err}") from None
+        if cfg.quantizer in quantizer_names():  # an unknown name is --quantizer's error
+            cls = quantizer_class(cfg.quantizer)
+            if not cls.is_float:
+                cls.spec_argument(cfg.bits, cfg.levels)
+    except ValueError as err:
+        raise ConfigError(f"{flag}: {err}") from None
 
 
 def _field_names(cls: type) -> set[str]:

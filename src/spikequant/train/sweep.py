@@ -37,7 +37,7 @@ class SweepPoint:
     seed: int
 
     def run_dir(self, root: Path) -> Path:
-        tag = "float" if self.quantizer == "none" else f"{self.quantizer}-{self.bits}b"
+        tag = "float" if _is_float(self.quantizer) else f"{self.quantizer}-{self.bits}b"
         return root / self.dataset / tag / f"seed{self.seed}"
 
 
@@ -55,13 +55,15 @@ class SweepSpec:
 
     def points(self) -> Iterator[SweepPoint]:
         """Every combination, float once per dataset and seed (first, so that quantized runs
-        can start from it), xnor only at 1 bit."""
-        quantizers = sorted(self.quantizers, key=lambda q: q != "none")
+        can start from it), each quantizer only at the bit widths it allows (xnor: 1)."""
+        from ..quant.registry import allows_bits
+
+        quantizers = sorted(self.quantizers, key=lambda q: not _is_float(q))
         for dataset in self.datasets:
             for quantizer in quantizers:
-                widths = [FLOAT_BITS] if quantizer == "none" else self.bits
+                widths = [FLOAT_BITS] if _is_float(quantizer) else self.bits
                 for bits in widths:
-                    if quantizer == "xnor" and bits != 1:
+                    if not allows_bits(quantizer, bits):
                         continue
                     for seed in self.seeds:
                         yield SweepPoint(dataset, quantizer, bits, seed)
@@ -72,16 +74,22 @@ class SweepSpec:
             dataset=point.dataset,
             quantizer=point.quantizer,
             seed=point.seed,
-            bits=1 if point.quantizer == "none" else point.bits,
+            bits=1 if _is_float(point.quantizer) else point.bits,
             out=str(point.run_dir(self.out)),
             resume=True,
         )
-        if self.init_from_float and point.quantizer != "none":
+        if self.init_from_float and not _is_float(point.quantizer):
             float_run = SweepPoint(point.dataset, "none", FLOAT_BITS, point.seed)
             values["init_from"] = str(float_run.run_dir(self.out) / "best.pt")
             if self.fine_tune_epochs:
                 values["epochs"] = self.fine_tune_epochs
         return TrainConfig.from_dict(values, source="the sweep's [train] table")
+
+
+def _is_float(quantizer: str) -> bool:
+    from ..quant.registry import is_float_quantizer
+
+    return is_float_quantizer(quantizer)
 
 
 def _as_list(value: Any) -> list:
@@ -182,11 +190,11 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     float_mean = {
         key[0]: statistics.fmean(100 * r["test_accuracy"] for r in rs)
         for key, rs in groups.items()
-        if key[1] == "none"
+        if _is_float(key[1])
     }
     summary = []
     for (dataset, quantizer, bits), rs in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "none", kv[0][1], kv[0][2])
+        groups.items(), key=lambda kv: (kv[0][0], not _is_float(kv[0][1]), kv[0][1], kv[0][2])
     ):
         accs = [100 * r["test_accuracy"] for r in rs]
         mean = statistics.fmean(accs)
@@ -212,7 +220,7 @@ def results_markdown(rows: list[dict[str, Any]]) -> str:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for s in summarise(rows):
-        bits = "32 (float)" if s["quantizer"] == "none" else str(s["bits"])
+        bits = f"{FLOAT_BITS} (float)" if _is_float(s["quantizer"]) else str(s["bits"])
         drop = "" if s["drop"] is None else f"{s['drop']:+.2f}"
         lines.append(
             f"| {s['dataset']} | {s['quantizer']} | {bits} | {s['seeds']} | "
@@ -237,13 +245,13 @@ def plot_accuracy_vs_bits(rows: list[dict[str, Any]], path: Path) -> None:
                 for s in summary
                 if s["dataset"] == dataset and s["quantizer"] == quantizer
             )
-            if quantizer == "none":
+            if _is_float(quantizer):
                 ax.axhline(pts[0][1], color="black", linestyle="--", label="float (32 bit)")
                 continue
             bits, mean, std = zip(*pts)
             ax.errorbar(bits, mean, yerr=std, marker="o", capsize=3, label=quantizer)
         ax.set(title=dataset, xlabel="bits per weight", ylabel="test accuracy (%)")
-        ax.set_xticks(sorted({s["bits"] for s in summary if s["quantizer"] != "none"} or {1}))
+        ax.set_xticks(sorted({s["bits"] for s in summary if not _is_float(s["quantizer"])} or {1}))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()

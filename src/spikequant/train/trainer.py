@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..quant import TemperatureSchedule
+from ..quant.registry import is_float_quantizer, quantizer_class
 from ..quant.schedule import KIND_CAP
 from .calibration import recalibrate_batch_norm, soft_hard_gap
 from .checkpoint import CHECKPOINT_VERSION, atomic_torch_save
@@ -81,7 +82,7 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     from ..models import build
 
     options: dict[str, Any] = {"per_channel": True} if cfg.per_channel else {}
-    if cfg.quantizer == "sigmoid" and cfg.gradient != "exact":
+    if "gradient" in quantizer_class(cfg.quantizer).option_names():
         options["gradient"] = cfg.gradient
     overrides = dict(cfg.model_overrides)
     if cfg.exclude:
@@ -258,7 +259,8 @@ def evaluate_epoch(run: Run) -> dict[str, Any]:
     weights), then measure it: hard-weight accuracy on the calibration slice of the training
     data, validation and test accuracy, and the share of weights not yet hard."""
     cfg, loaders = run.config, run.loaders
-    if cfg.bn_recalibration and cfg.quantizer != "none" and loaders.calibration is not None:
+    quantized = not is_float_quantizer(cfg.quantizer)
+    if cfg.bn_recalibration and quantized and loaders.calibration is not None:
         recalibrate_batch_norm(run.net, loaders.calibration, cfg.device, cfg.amp)
     row: dict[str, Any] = {"soft_hard_gap": soft_hard_gap(run.net)}
     if loaders.calibration is not None:
@@ -334,7 +336,7 @@ def metrics_of(run: Run, final: bool) -> dict[str, Any]:
         "hard_train_accuracy": last.get("hard_train_accuracy"),
         "soft_hard_gap": last.get("soft_hard_gap"),
         "final_temperature": last.get("temperature"),
-        "bn_recalibration": bool(cfg.bn_recalibration and cfg.quantizer != "none"),
+        "bn_recalibration": bool(cfg.bn_recalibration and not is_float_quantizer(cfg.quantizer)),
         "train_seconds": round(run.train_seconds, 3),
         "world_size": run.ctx.world_size,
         "split": run.split_info,
@@ -421,7 +423,7 @@ def log_epoch(row: dict[str, Any], cfg: TrainConfig, tb) -> None:
             f"loss {row['train_loss']:.4f}",
             f"train {row['train_accuracy']:.4f}",
         ]
-        if row.get("hard_train_accuracy") is not None and cfg.quantizer != "none":
+        if row.get("hard_train_accuracy") is not None and not is_float_quantizer(cfg.quantizer):
             parts.append(f"train(hard) {row['hard_train_accuracy']:.4f}")
         if row.get("val_accuracy") is not None:
             parts.append(f"val {row['val_accuracy']:.4f}")
