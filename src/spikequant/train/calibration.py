@@ -12,10 +12,9 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from ..quant import float_weight, quantized_layers
-from .evaluation import to_time_major
+from .evaluation import forward_batches
 
 # A weight counts as "not yet hard" when its soft value is more than this share of its
 # layer's scale away from its hard value.
@@ -48,11 +47,8 @@ def recalibrate_batch_norm(
         m.train()
     seen = 0
     try:
-        with parametrize.cached():
-            for frames, _ in batches:
-                with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                    model(to_time_major(frames.to(device, non_blocking=True)).float())
-                seen += frames.shape[0]
+        for _, labels in forward_batches(model, batches, device, amp):
+            seen += labels.shape[0]
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
