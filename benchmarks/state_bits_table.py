@@ -116,7 +116,7 @@ def neurons_per_sample(args: argparse.Namespace) -> int:
     import torch
 
     from spikequant.snn import BaseLIF
-    from spikequant.train.trainer import build_model, default_time_steps
+    from spikequant.train.run import build_model, default_time_steps
 
     cfg = config_for(args, FLOAT, args.seeds[0])
     model = build_model(cfg).eval()
