@@ -126,6 +126,24 @@ def test_a_run_whose_weights_stop_being_finite_stops_and_keeps_the_last_good_epo
     assert ckpt["epoch"] == 1  # the last finite epoch, loadable
 
 
+def test_a_nan_training_loss_ends_in_one_line_and_a_nonzero_exit(tmp_path, ndigits_dir, capsys,
+                                                                  monkeypatch):
+    from spikequant.train import trainer
+
+    real_loss = trainer.loss_fn
+
+    def nan_loss(rates, labels, kind):  # what a diverging forward pass hands the loss
+        return real_loss(rates, labels, kind) * float("nan")
+
+    monkeypatch.setattr(trainer, "loss_fn", nan_loss)
+    out = tmp_path / "run"
+    code, err = run_cli(train_argv(out, ndigits_dir, "-e", "2"), capsys)
+    assert code == 2
+    line = one_line_error(err)
+    assert "training loss became nan at epoch 1 step 0" in line and "--lr" in line
+    assert not (out / "last.pt").exists() and not (out / "best.pt").exists()
+
+
 def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path, capsys):
     from spikequant.train.checkpoint import atomic_torch_save
 
