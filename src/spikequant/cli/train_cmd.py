@@ -12,7 +12,7 @@ import typing
 from typing import Any
 
 from ..train.config import TrainConfig
-from ..train.setting import GROUPS, POSITIVE, choices_of, default_shown, flag_of, help_of
+from ..train.setting import GROUPS, choices_of, default_shown, flag_of, help_of
 from . import argtypes
 from ._common import quantizer_help
 
@@ -74,21 +74,15 @@ def _help(f: dataclasses.Field) -> str:
 def _arg_type(f: dataclasses.Field):
     """The argparse type of a field: named in its metadata, else its number type and range."""
     named = f.metadata.get("arg_type")
-    if named == "str":
-        return str
     if named:
-        return getattr(argtypes, named)
+        return str if named == "str" else getattr(argtypes, named)
     hints = typing.get_type_hints(TrainConfig)
     kinds = set(typing.get_args(hints[f.name]) or (hints[f.name],)) - {type(None)}
+    number = next((k for k in (int, float) if k in kinds), None)
     bounds = f.metadata.get("bounds")
-    if int in kinds:
-        if bounds is None:
-            return int
-        return argtypes.positive_int if bounds.low == 1 else argtypes.non_negative_int
-    if float in kinds:
-        return argtypes.positive_float if bounds == POSITIVE or (
-            bounds and bounds.above) else argtypes.non_negative_float
-    return str
+    if number is None or bounds is None or bounds.low is None:
+        return number or str
+    return argtypes.at_least(bounds.low, integer=number is int, above=bounds.above)
 
 
 def _config_only_help() -> str:

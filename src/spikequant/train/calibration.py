@@ -26,12 +26,8 @@ def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 @torch.no_grad()
-def recalibrate_batch_norm(
-    model: nn.Module,
-    batches: Iterable,
-    device: str | torch.device = "cpu",
-    amp: bool = False,
-) -> int:
+def recalibrate_batch_norm(model: nn.Module, batches: Iterable,
+                           device: str | torch.device = "cpu", amp: bool = False) -> int:
     """Replace every batch norm's running mean and variance with their average over `batches`
     (frames [B, T, ...], labels), computed with the network as it is evaluated: hard weights,
     no dropout. Returns the number of samples seen (0: the model has no batch norm)."""
