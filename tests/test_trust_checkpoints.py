@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from _trust import fast_eval, no_data, one_line_error, run_cli, saved_checkpoint, train_argv
+from _helpers import one_line_error, run_cli, saved_checkpoint, train_argv
 from spikequant.models import build
 from spikequant.train import load_checkpoint
 
-__all__ = ["fast_eval", "no_data"]  # fixtures used by name below
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -8,13 +8,12 @@ import json
 
 import pytest
 
-from _trust import fast_eval, no_data, one_line_error, run_cli, saved_checkpoint, train_argv
+from _helpers import one_line_error, run_cli, saved_checkpoint, train_argv
 from spikequant.cli import build_parser
 from spikequant.cli.train_cmd import config_from_args
 from spikequant.train.config import TrainConfig, load_config_file
 from spikequant.train.sweep import load_sweep
 
-__all__ = ["fast_eval", "no_data"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
