@@ -46,7 +46,7 @@ def parse_width(text: str) -> str | int:
 
 def parse_setting(text: str) -> tuple[str, Any]:
     """KEY=VALUE with VALUE read as TOML (numbers, true/false, strings, lists)."""
-    from spikequant.train.config import tomllib
+    from spikequant.train.config_file import tomllib
 
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
