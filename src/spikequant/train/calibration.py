@@ -43,8 +43,8 @@ def recalibrate_batch_norm(model: nn.Module, batches: Iterable,
         m.train()
     seen = 0
     try:
-        for _, labels in forward_batches(model, batches, device, amp):
-            seen += labels.shape[0]
+        for _, _, size in forward_batches(model, batches, device, amp):
+            seen += size
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum

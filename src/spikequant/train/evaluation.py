@@ -18,15 +18,15 @@ def to_time_major(frames: torch.Tensor) -> torch.Tensor:
 
 
 def forward_batches(model: nn.Module, batches: Iterable, device: str | torch.device = "cpu",
-                    amp: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(scores, labels) of each (frames [B, T, ...], labels) batch, the model run as it is:
+                    amp: bool = False) -> Iterator[tuple[torch.Tensor, Any, int]]:
+    """(scores, labels, B) of each (frames [B, T, ...], labels) batch, the model run as it is:
     each quantized weight computed once for all batches, float16 autocast on CUDA with `amp`.
     Call under torch.no_grad(), with the model in the mode wanted."""
     with parametrize.cached():  # quantize each weight once, not once a batch
         for frames, labels in batches:
             with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
                 scores = model(to_time_major(frames.to(device, non_blocking=True)).float())
-            yield scores, labels
+            yield scores, labels, frames.shape[0]
 
 
 @torch.no_grad()
@@ -44,7 +44,7 @@ def evaluate(
     correct, total, predictions = 0, 0, []
     try:
         batches = tqdm(loader, desc=desc, leave=False, disable=not progress)
-        for scores, labels in forward_batches(model, batches, device, amp):
+        for scores, labels, _ in forward_batches(model, batches, device, amp):
             pred = scores.argmax(dim=1).cpu()
             predictions.append(pred)
             correct += int((pred == labels).sum())
