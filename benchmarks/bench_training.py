@@ -2,7 +2,7 @@
 
 One training step = forward + backward + optimizer step (MSE loss on the voting rates, as the
 study's configs) on a fixed random spike batch [T, B, C, H, W]. Every contender, ours and the
-peers', gets the optimizer `spikequant train` builds (`train.trainer.make_optimizer` with the
+peers', gets the optimizer `spikequant train` builds (`train.optim.make_optimizer` with the
 default TrainConfig: Adam, lr 1e-3, fused=True where torch has a fused Adam for the device).
 Contenders:
 
@@ -80,7 +80,7 @@ def build_contender(name: str, network: str):
 def make_optimizer(model):
     """The optimizer `spikequant train` builds with its default config, for any contender."""
     from spikequant.train import TrainConfig
-    from spikequant.train.trainer import make_optimizer as trainer_optimizer
+    from spikequant.train.optim import make_optimizer as trainer_optimizer
 
     return trainer_optimizer(model, TrainConfig())
 

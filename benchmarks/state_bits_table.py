@@ -46,7 +46,7 @@ def parse_width(text: str) -> str | int:
 
 def parse_setting(text: str) -> tuple[str, Any]:
     """KEY=VALUE with VALUE read as TOML (numbers, true/false, strings, lists)."""
-    from spikequant.train.config import tomllib
+    from spikequant.train.config_file import tomllib
 
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -116,7 +116,7 @@ def neurons_per_sample(args: argparse.Namespace) -> int:
     import torch
 
     from spikequant.snn import BaseLIF
-    from spikequant.train.trainer import build_model, default_time_steps
+    from spikequant.train.run import build_model, default_time_steps
 
     cfg = config_for(args, FLOAT, args.seeds[0])
     model = build_model(cfg).eval()

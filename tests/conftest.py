@@ -1,5 +1,6 @@
-"""Shared fixtures: one generated ndigits copy per test session. Without a GPU the Triton
-kernels run under Triton's interpreter, which must be chosen before triton is imported."""
+"""Shared fixtures: one generated ndigits copy per test session, and those of _helpers.py
+(shared helper functions live there). Without a GPU the Triton kernels run under Triton's
+interpreter, which must be chosen before triton is imported."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import torch
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from _helpers import fast_eval, no_data, quiet_partial_datasets  # noqa: E402
+
+__all__ = ["fast_eval", "no_data", "quiet_partial_datasets"]  # fixtures, for every test file
 
 
 @pytest.fixture(scope="session")

@@ -130,7 +130,7 @@ def test_every_contender_gets_the_trainers_optimizer():
     import torch
 
     from spikequant.train import TrainConfig
-    from spikequant.train.trainer import make_optimizer
+    from spikequant.train.optim import make_optimizer
 
     model = torch.nn.Linear(3, 2)
     ours = bench_training.make_optimizer(model)

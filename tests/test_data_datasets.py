@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 import pytest
@@ -37,12 +36,7 @@ from test_data_formats import (
 
 QUIET = {"progress": False}
 
-
-@pytest.fixture(autouse=True)
-def _no_partial_warnings():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PartialDatasetWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_partial_datasets")
 
 
 def make_nmnist(root: Path, per_class: int = 2) -> dict[str, int]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _helpers import SPIKINGJELLY_STUBS
 from spikequant.data.events import CorruptEventFile, EventsOutsideSensor, check_in_sensor
 from spikequant.data.formats import quick_check, read_events, read_gesture_labels
 
@@ -265,19 +266,8 @@ def test_aedat31_timestamp_overflow(tmp_path):
     assert read_events(path, "aedat31")["t"][0] == 7 + 2**31
 
 
-# SpikingJelly's datasets package imports torchvision, which the project does not install
-# (SpikingJelly goes in with --no-deps); its readers need none of it, so a child process stubs
-# it out and runs SpikingJelly's own functions on our fixtures.
-SPIKINGJELLY_CHILD = """
-import sys, types
-from unittest import mock
-class Stub(types.ModuleType):
-    __path__ = []
-    def __getattr__(self, name):
-        return mock.MagicMock()
-for name in ("torchvision", "torchvision.transforms", "torchvision.datasets",
-             "torchvision.datasets.utils", "torchvision.datasets.folder", "torchaudio"):
-    sys.modules.setdefault(name, Stub(name))
+# A child process runs SpikingJelly's own readers on our fixtures (SPIKINGJELLY_STUBS: why).
+SPIKINGJELLY_CHILD = SPIKINGJELLY_STUBS + """
 import numpy as np
 import spikingjelly.datasets.utils as sj
 aedat, events, out = sys.argv[1:4]

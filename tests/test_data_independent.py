@@ -28,6 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _helpers import SPIKINGJELLY_STUBS
 from spikequant.data.formats import read_events
 from test_data_formats import (
     AEDAT4_DESCRIPTION,
@@ -293,16 +294,8 @@ def test_aedat4_equals_the_aedat_package_and_tonic(tmp_path_factory, seed, n, pa
 # ---------------------------------------------------------------- SpikingJelly, one child
 
 
-SPIKINGJELLY_READERS = """
-import sys, types, json
-from unittest import mock
-class Stub(types.ModuleType):
-    __path__ = []
-    def __getattr__(self, name):
-        return mock.MagicMock()
-for name in ("torchvision", "torchvision.transforms", "torchvision.datasets",
-             "torchvision.datasets.utils", "torchvision.datasets.folder", "torchaudio"):
-    sys.modules.setdefault(name, Stub(name))
+SPIKINGJELLY_READERS = SPIKINGJELLY_STUBS + """
+import json
 import numpy as np
 import spikingjelly.datasets.utils as sj
 from spikingjelly.datasets.cifar10_dvs import _load_origin_data

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from _helpers import lively_network
 from spikequant.export import (
     count_quantized_weights,
     fp32_model_bytes,
@@ -12,26 +13,7 @@ from spikequant.export import (
     save_packed,
 )
 from spikequant.models import MODELS, build, list_models
-from spikequant.quant import float_weight, quantized_layers, weight_quantizer
-
-
-def lively(name: str, quantizer: str = "sigmoid", bits: int = 1, **overrides) -> torch.nn.Module:
-    """A registered network with random weights scaled so that every layer spikes (a silent
-    network would make any two networks agree)."""
-    torch.manual_seed(0)
-    net = build(name, quantizer, bits, **overrides)
-    with torch.no_grad():
-        for layer in net.modules():
-            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
-                w = float_weight(layer)
-                w.mul_(3.0 * w[0].numel() ** 0.5)
-                if weight_quantizer(layer) is not None:
-                    weight_quantizer(layer).reset(w)
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    return net.eval()
+from spikequant.quant import quantized_layers
 
 
 def assert_same_outputs(net, path, batch=2, steps=2):
@@ -55,7 +37,7 @@ def nets():
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_registered_network_reloads_exactly(tmp_path, name, nets):
-    net = nets.setdefault(name, lively(name))
+    net = nets.setdefault(name, lively_network(name))
     loaded = assert_same_outputs(net, tmp_path / f"{name}.sqp")
     for key, layer, _ in quantized_layers(net):
         assert torch.equal(loaded.get_submodule(key).weight, layer.weight)
@@ -72,7 +54,7 @@ def test_every_registered_network_reloads_exactly(tmp_path, name, nets):
     ],
 )
 def test_quantizers_and_level_sets_reload_exactly(tmp_path, quantizer, bits, overrides):
-    net = lively("ndigits", quantizer, bits, **overrides)
+    net = lively_network("ndigits", quantizer, bits, **overrides)
     assert_same_outputs(net, tmp_path / "m.sqp", batch=3, steps=3)
 
 
@@ -87,7 +69,7 @@ def test_nmnist_binary_saving_is_at_least_31x(nets):
 
 
 def test_float16_parts_keep_the_weights_exact(tmp_path):
-    net = lively("ndigits")
+    net = lively_network("ndigits")
     save_packed(net, tmp_path / "h.sqp", float_dtype="float16")
     loaded, _ = load_packed(tmp_path / "h.sqp")
     assert torch.equal(loaded.conv2.weight, net.conv2.weight)

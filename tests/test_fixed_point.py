@@ -153,7 +153,8 @@ def test_registered_networks_record_state_bits_and_refuse_float_layers():
 
 def test_train_config_checks_state_bits():
     TrainConfig(state_bits=12).validate()
-    with pytest.raises(ValueError, match="--state-bits: state bits must be"):
+    with pytest.raises(ValueError,
+                       match="--state-bits / state_bits in the config file: state bits must be"):
         TrainConfig(state_bits=2).validate()
     with pytest.raises(ValueError, match="--quantizer none keeps them float"):
         TrainConfig(quantizer="none", state_bits=8).validate()

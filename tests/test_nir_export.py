@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _helpers import lively_network
 from spikequant.quant import quantize_model, quantized_layers
 from spikequant.snn import LIF, PLIF, SpikingSequential, TimeSharedDropout
 
@@ -143,27 +144,9 @@ def test_branching_networks_are_refused():
         to_nir(Residual(), input_shape=(4,))
 
 
-def _lively(name):
-    from spikequant.models import build
-    from spikequant.quant import float_weight, weight_quantizer
-
-    torch.manual_seed(0)
-    net = build(name, "sigmoid", 1)
-    with torch.no_grad():
-        for layer in net.modules():
-            if isinstance(layer, (nn.Conv2d, nn.Linear)):
-                w = float_weight(layer)
-                w.mul_(3.0 * w[0].numel() ** 0.5)
-                weight_quantizer(layer).reset(w)
-            if isinstance(layer, nn.BatchNorm2d):
-                layer.running_mean.uniform_(-0.5, 0.5)
-                layer.running_var.uniform_(0.5, 2.0)
-    return net.eval()
-
-
 @pytest.mark.parametrize("name", ["ndigits", "nmnist"])
 def test_registered_networks_export_and_read_back(tmp_path, name):
-    net = _lively(name)
+    net = lively_network(name)
     write_nir(net, tmp_path / f"{name}.nir", time_steps=5)
     graph = nir.read(tmp_path / f"{name}.nir")
     assert graph.metadata["votes"] == net.votes and graph.metadata["time_steps"] == 5

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from _helpers import train_args
 from spikequant.cli import main
 from spikequant.train import fit
 from spikequant.train.config import TrainConfig, load_config_file
@@ -20,11 +21,6 @@ CONTRACT_KEYS = {"dataset", "quantizer", "bits", "epochs", "time_steps", "seed",
 
 # tiny tensors: a second thread only adds synchronisation (see conftest)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-def train_args(out, data, *extra):
-    return ["train", "--dataset", "ndigits", "--out", str(out), "--data-dir", str(data),
-            "--batch-size", "32", "--max-batches", "3", "--no-progress", *extra]
-
 
 def test_train_writes_the_contract_files(tmp_path, ndigits_dir, capsys):
     out = tmp_path / "run"

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from _helpers import run_train
 from spikequant.cli import main
 from spikequant.models import build
 from spikequant.quant import (
@@ -191,14 +192,9 @@ def test_init_from_another_architecture_is_a_clear_error(tmp_path):
         init_from_checkpoint(build("ndigits", "sigmoid", 1, channels=16), tmp_path / "fp.pt")
 
 
-def _train(out, data, *extra):
-    return main(["train", "--dataset", "ndigits", "--out", str(out), "--data-dir", str(data),
-                 "--batch-size", "32", "--max-batches", "3", "--no-progress", *extra])
-
-
 def test_train_init_from_float_run(tmp_path, ndigits_dir, capsys):
-    assert _train(tmp_path / "fp", ndigits_dir, "-q", "none", "-e", "1") == 0
-    assert _train(tmp_path / "b1", ndigits_dir, "-q", "sigmoid", "-e", "1",
+    assert run_train(tmp_path / "fp", ndigits_dir, "-q", "none", "-e", "1") == 0
+    assert run_train(tmp_path / "b1", ndigits_dir, "-q", "sigmoid", "-e", "1",
                   "--init-from", str(tmp_path / "fp" / "last.pt"), "--max-batches", "1") == 0
     metrics = json.loads((tmp_path / "b1" / "metrics.json").read_text())
     assert metrics["init_from"]["quantizer"] == "none"
@@ -207,7 +203,7 @@ def test_train_init_from_float_run(tmp_path, ndigits_dir, capsys):
     b1 = load_checkpoint(tmp_path / "b1" / "last.pt")["model"]
     moved = b1["conv2.parametrizations.weight.original"] - fp["conv2.weight"]
     assert moved.abs().max() <= 1.01e-3
-    assert _train(tmp_path / "bad", ndigits_dir, "-q", "sigmoid", "-e", "1",
+    assert run_train(tmp_path / "bad", ndigits_dir, "-q", "sigmoid", "-e", "1",
                   "--init-from", str(tmp_path / "nothing.pt")) == 2
     assert "nothing.pt" in capsys.readouterr().err
 
@@ -216,7 +212,7 @@ def test_layer_bits_reach_the_packed_file_and_metrics(tmp_path, ndigits_dir, cap
     from spikequant.export import read_packed
 
     out = tmp_path / "mixed"
-    assert _train(out, ndigits_dir, "-q", "sigmoid", "-e", "1",
+    assert run_train(out, ndigits_dir, "-q", "sigmoid", "-e", "1",
                   "--layer-bits", "conv1=8", "--layer-bits", "classifier=4") == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["layer_bits"] == {"conv1": 8, "classifier": 4}
@@ -228,15 +224,15 @@ def test_layer_bits_reach_the_packed_file_and_metrics(tmp_path, ndigits_dir, cap
     assert (tmp_path / "m.sqp").stat().st_size == metrics["model_bytes_quantized"]
     with pytest.raises(ValueError, match="layer_bits pattern 'fc9'"):
         build("ndigits", "sigmoid", 1, layer_bits={"fc9": 8})
-    assert _train(tmp_path / "x", ndigits_dir, "--layer-bits", "conv1") == 2
+    assert run_train(tmp_path / "x", ndigits_dir, "--layer-bits", "conv1") == 2
     assert "NAME=BITS" in capsys.readouterr().err
 
 
 def test_resume_with_more_epochs_keeps_learning(tmp_path, ndigits_dir):
     out = tmp_path / "run"
-    assert _train(out, ndigits_dir, "-q", "sigmoid", "-e", "1") == 0
+    assert run_train(out, ndigits_dir, "-q", "sigmoid", "-e", "1") == 0
     before = load_checkpoint(out / "last.pt")["model"]
-    assert _train(out, ndigits_dir, "-q", "sigmoid", "-e", "3", "--resume") == 0
+    assert run_train(out, ndigits_dir, "-q", "sigmoid", "-e", "3", "--resume") == 0
     after = load_checkpoint(out / "last.pt")["model"]
     key = "conv2.parametrizations.weight.original"
     assert not torch.equal(before[key], after[key])

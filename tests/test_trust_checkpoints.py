@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from _trust import fast_eval, no_data, one_line_error, run_cli, saved_checkpoint, train_argv
+from _helpers import one_line_error, run_cli, saved_checkpoint, train_argv
 from spikequant.models import build
 from spikequant.train import load_checkpoint
 
-__all__ = ["fast_eval", "no_data"]  # fixtures used by name below
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -124,6 +123,24 @@ def test_a_run_whose_weights_stop_being_finite_stops_and_keeps_the_last_good_epo
     assert "diverged in epoch 2" in one_line_error(err) and "conv2" in err
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["epoch"] == 1  # the last finite epoch, loadable
+
+
+def test_a_nan_training_loss_ends_in_one_line_and_a_nonzero_exit(tmp_path, ndigits_dir, capsys,
+                                                                  monkeypatch):
+    from spikequant.train import trainer
+
+    real_loss = trainer.loss_fn
+
+    def nan_loss(rates, labels, kind):  # what a diverging forward pass hands the loss
+        return real_loss(rates, labels, kind) * float("nan")
+
+    monkeypatch.setattr(trainer, "loss_fn", nan_loss)
+    out = tmp_path / "run"
+    code, err = run_cli(train_argv(out, ndigits_dir, "-e", "2"), capsys)
+    assert code == 2
+    line = one_line_error(err)
+    assert "training loss became nan at epoch 1 step 0" in line and "--lr" in line
+    assert not (out / "last.pt").exists() and not (out / "best.pt").exists()
 
 
 def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path, capsys):

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +18,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from _trust import one_line_error, run_cli, saved_checkpoint
-from spikequant.data import CorruptEventFile, PartialDatasetWarning, get_dataset
+from _helpers import one_line_error, run_cli, saved_checkpoint
+from spikequant.data import CorruptEventFile, get_dataset
 from test_data_datasets import make_ncaltech, make_nmnist
 from test_data_formats import random_events, write_atis_bin
 
 QUIET = {"progress": False}
 
-
-@pytest.fixture(autouse=True)
-def _quiet_partial_copies():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PartialDatasetWarning)
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_partial_datasets")
 
 
 def outside_sensor(path: Path) -> Path:

@@ -17,10 +17,9 @@ import time
 import pytest
 import torch
 
-from _trust import fast_eval, forbid_data, one_line_error, run_cli, saved_checkpoint, train_argv
+from _helpers import forbid_data, one_line_error, run_cli, saved_checkpoint, train_argv
 from spikequant.train import load_checkpoint
 
-__all__ = ["fast_eval"]  # a fixture used by name below
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 WEIGHT = "conv1.parametrizations.weight.original"

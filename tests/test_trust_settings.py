@@ -8,13 +8,12 @@ import json
 
 import pytest
 
-from _trust import fast_eval, no_data, one_line_error, run_cli, saved_checkpoint, train_argv
+from _helpers import one_line_error, run_cli, saved_checkpoint, train_argv
 from spikequant.cli import build_parser
 from spikequant.cli.train_cmd import config_from_args
 from spikequant.train.config import TrainConfig, load_config_file
 from spikequant.train.sweep import load_sweep
 
-__all__ = ["fast_eval", "no_data"]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -62,6 +61,84 @@ def test_a_flag_overrides_the_config_file_only_when_given(tmp_path):
     cfg = config_from_args(parser.parse_args(["train", "--config", str(path), "--device", "cpu",
                                               "--epochs", "2"]))
     assert cfg.device == "cpu" and cfg.epochs == 2
+
+
+def test_a_config_file_extends_a_base_relative_to_itself(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    _toml(tmp_path / "recipes", '[train]\nepochs = 7\nlr = 0.5\nbatch_size = 4\n', "base.toml")
+    path = _toml(tmp_path, 'extends = "recipes/base.toml"\n[train]\nlr = 0.25\n')
+    cfg = TrainConfig.from_dict(load_config_file(path))
+    assert (cfg.epochs, cfg.lr, cfg.batch_size) == (7, 0.25, 4)  # its own entry wins
+
+
+def test_a_sweep_file_extends_a_base(tmp_path):
+    _toml(tmp_path, '[train]\nepochs = 7\n', "base.toml")
+    path = _toml(tmp_path, 'extends = "base.toml"\n[sweep]\nquantizers = ["ste"]\n'
+                           '[train]\nbatch_size = 4\n', "sweep.toml")
+    (cfg,) = [load_sweep(path).config(p) for p in load_sweep(path).points()]
+    assert (cfg.epochs, cfg.batch_size, cfg.quantizer) == (7, 4, "ste")
+
+
+@pytest.mark.parametrize("files, needle", [
+    ({"c.toml": 'extends = "gone.toml"\n[train]\nepochs = 2\n'}, "gone.toml, is not there"),
+    ({"c.toml": 'extends = "b.toml"\n', "b.toml": 'extends = "c.toml"\n'}, "makes a loop"),
+    ({"c.toml": 'extends = "c.toml"\n'}, "makes a loop"),
+    ({"c.toml": "extends = 3\n"}, "must be a file name"),
+])
+def test_a_bad_extends_is_one_line_naming_the_file(files, needle, tmp_path, capsys, no_data):
+    for name, text in files.items():
+        _toml(tmp_path, text, name)
+    code, err = run_cli(train_argv(tmp_path / "run", tmp_path, "--config", tmp_path / "c.toml"),
+                        capsys)
+    line = one_line_error(err)
+    assert code == 2 and needle in line and "c.toml" in line
+
+
+def test_every_published_experiment_states_its_recipe():
+    """Through its dataset's base file: the values, not spikequant's defaults, decide it."""
+    from pathlib import Path
+
+    from spikequant.train.config import read_toml
+
+    recipe = ("epochs", "batch_size", "optimizer", "lr", "loss", "time_steps",
+              "temperature_schedule", "t0", "t_max", "t_ramp", "gradient", "val_fraction")
+    files = [p for p in (Path(__file__).parent.parent / "configs").glob("*/*.toml")
+             if p.parent.name != "ndigits"]
+    assert len(files) >= 44
+    for path in files:
+        stated = read_toml(path)["train"]
+        assert all(key in stated for key in recipe), path
+
+
+def test_a_setting_error_names_the_flag_and_the_config_key():
+    with pytest.raises(ValueError, match="--lr / lr in the config file must be"):
+        TrainConfig(lr=0.0).validate()
+    with pytest.raises(ValueError, match="--loss / loss in the config file must be one of"):
+        TrainConfig(loss="hinge").validate()
+    with pytest.raises(ValueError, match="^momentum in the config file must be"):
+        TrainConfig(momentum=-1.0).validate()
+
+
+def test_train_help_shows_each_default_from_train_config(capsys):
+    """Generated from TrainConfig: a default changed there is what --help says."""
+    import dataclasses
+
+    from spikequant.train.setting import default_shown, flag_of
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(TrainConfig):
+        flag = flag_of(f)
+        if f.name == "max_batches":
+            assert "--max-batches" not in text  # a smoke-test switch, left out of --help
+        elif flag is None:
+            assert f"{f.name} (" in text, f.name  # config-file-only settings: the epilog
+        else:
+            assert flag in text, flag
+            shown = default_shown(f)
+            if shown and f.type != "bool":
+                assert f"[default: {' '.join(shown.split())}]" in text, f.name
 
 
 @pytest.mark.parametrize("text, needle", [

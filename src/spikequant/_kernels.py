@@ -19,6 +19,8 @@ from contextlib import contextmanager
 
 import torch
 
+from .errors import KernelsUnavailable
+
 MODES = ("auto", "torch", "triton")
 ENV = "SPIKEQUANT_KERNELS"
 
@@ -73,9 +75,9 @@ def use_triton(t: torch.Tensor) -> bool:
         return t.is_cuda and triton_import_error() is None
     error = triton_import_error()
     if error is not None:
-        raise RuntimeError(f"{ENV}=triton but triton does not import ({error}); "
-                           f"`pip install triton` or set {ENV}=auto")
+        raise KernelsUnavailable(f"{ENV}=triton but triton does not import ({error}); "
+                                 f"`pip install triton` or set {ENV}=auto")
     if not t.is_cuda and not interpreting():
-        raise RuntimeError(f"{ENV}=triton on a {t.device.type} tensor needs Triton's "
-                           "interpreter: set TRITON_INTERPRET=1 before starting Python")
+        raise KernelsUnavailable(f"{ENV}=triton on a {t.device.type} tensor needs Triton's "
+                                 "interpreter: set TRITON_INTERPRET=1 before starting Python")
     return True

@@ -63,3 +63,12 @@ def _without_worker_traceback(message: str, class_name: str) -> str:
         if found and " " not in head.strip():  # "pkg.module.ClassName: message"
             return rest.strip()
     return message
+
+
+class UnsupportedExport(SpikequantError, NotImplementedError):
+    """A network holding a layer, or an arrangement of layers, that an export format (NIR) has
+    no form for."""
+
+
+class KernelsUnavailable(SpikequantError, RuntimeError):
+    """Kernels asked for by name (SPIKEQUANT_KERNELS) that cannot run on this machine."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 # Flags whose value is a comma-separated list that may start with a minus sign.
 LIST_FLAGS = ("--levels",)
@@ -29,32 +29,25 @@ def _float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def at_least(low: float, *, integer: bool = False, above: bool = False
+             ) -> Callable[[str], float]:
+    """An argument type for a number of at least `low` (above it with `above`)."""
+    parse = _int if integer else _float
+
+    def check(text: str) -> float:
+        value = parse(text)
+        if value < low or (above and value == low):
+            bound = f"a number above {low:g}" if above else f"{low:g} or more"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    return check
 
 
-def non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+positive_int = at_least(1, integer=True)
+non_negative_int = at_least(0, integer=True)
+positive_float = at_least(0, above=True)
+non_negative_float = at_least(0)
 
 
 def device(text: str) -> str:

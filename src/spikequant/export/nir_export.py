@@ -18,7 +18,7 @@ chain (the study's networks do). Mapping, per time step (NIR graphs are continuo
   weights stay untouched. Elsewhere it becomes conv bias + t/s followed by nir.Scale(s).
 - MaxPool2d on spikes -> nir.SumPool2d then nir.Threshold(0.5): on binary inputs the max of a
   window is 1 exactly when its sum exceeds 0.5, so this is exact. NIR 1.0 has no max pool;
-  max pooling of non-binary values raises NotImplementedError.
+  max pooling of non-binary values raises UnsupportedExport (a NotImplementedError).
 - AvgPool2d -> nir.AvgPool2d; AvgPool1d (a voting layer) -> nir.Linear with 1/k entries;
   Flatten (module or a reshape between modules) -> nir.Flatten; dropout -> nothing (eval).
 - The network's readout (output spikes averaged over the time steps) is outside the graph; the
@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_path
+from ..errors import UnsupportedExport
 from ..quant import WeightQuantizer, float_weight, weight_quantizer
 from ..snn import BaseLIF, TimeSharedDropout
 from .hooks import forward_hooks
@@ -73,7 +74,7 @@ def _sample_shape(t: torch.Tensor, batch: int) -> tuple[int, ...]:
         return tuple(t.shape[1:])
     if t.dim() > 1 and t.shape[0] == 1 and t.shape[1] == batch:
         return tuple(t.shape[2:])
-    raise NotImplementedError(f"cannot tell the batch axis of a tensor of shape {tuple(t.shape)}")
+    raise UnsupportedExport(f"cannot tell the batch axis of a tensor of shape {tuple(t.shape)}")
 
 
 def _ptr(t: torch.Tensor) -> int:
@@ -89,7 +90,7 @@ def trace_calls(model: nn.Module, input_shape: tuple[int, ...], batch: int = 2) 
     def hook(name: str):
         def record(module: nn.Module, inputs: tuple, output: Any) -> None:
             if id(module) in seen:
-                raise NotImplementedError(f"module {name} is called twice; only chains export")
+                raise UnsupportedExport(f"module {name} is called twice; only chains export")
             seen.add(id(module))
             x = inputs[0]
             calls.append(TracedCall(name, module, _sample_shape(x, batch),
@@ -137,7 +138,7 @@ def _conv_node(call: TracedCall) -> Any:
 
     m = call.module
     if m.padding_mode != "zeros":
-        raise NotImplementedError(f"{call.name}: padding_mode {m.padding_mode!r} has no NIR form")
+        raise UnsupportedExport(f"{call.name}: padding_mode {m.padding_mode!r} has no NIR form")
     padding = m.padding if isinstance(m.padding, str) else _pair(m.padding)
     return nir.Conv2d(input_shape=tuple(call.in_shape[1:]), weight=_np(m.weight),
                       stride=_pair(m.stride), padding=padding, dilation=_pair(m.dilation),
@@ -156,7 +157,7 @@ def _linear_node(call: TracedCall) -> Any:
 
 def _bn_scale_shift(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
     if bn.running_mean is None:
-        raise NotImplementedError("batch norm without running statistics cannot be exported")
+        raise UnsupportedExport("batch norm without running statistics cannot be exported")
     s = torch.rsqrt(bn.running_var + bn.eps)
     if bn.weight is not None:
         s = s * bn.weight
@@ -205,13 +206,13 @@ def _pool_nodes(call: TracedCall) -> list[Any]:
     padding = _pair(m.padding)
     if isinstance(m, nn.AvgPool2d):
         if m.ceil_mode or (any(padding) and not m.count_include_pad) or m.divisor_override:
-            raise NotImplementedError(f"{call.name}: this AvgPool2d variant has no NIR form")
+            raise UnsupportedExport(f"{call.name}: this AvgPool2d variant has no NIR form")
         return [nir.AvgPool2d(kernel_size=np.array(kernel), stride=np.array(stride),
                               padding=np.array(padding))]
     if m.ceil_mode or _pair(m.dilation) != (1, 1):
-        raise NotImplementedError(f"{call.name}: max pool with ceil_mode/dilation has no NIR form")
+        raise UnsupportedExport(f"{call.name}: max pool with ceil_mode/dilation has no NIR form")
     if not call.binary_input:
-        raise NotImplementedError(
+        raise UnsupportedExport(
             f"{call.name}: NIR 1.0 has no max pool; it is exported exactly only on spikes "
             "(binary input), and this one pools non-binary values")
     summed = nir.SumPool2d(kernel_size=np.array(kernel), stride=np.array(stride),
@@ -227,7 +228,7 @@ def _vote_node(call: TracedCall) -> Any:
     m = call.module
     k, stride = m.kernel_size[0], (m.stride or m.kernel_size)[0]
     if k != stride or m.padding[0] or len(call.in_shape) != 1:
-        raise NotImplementedError(f"{call.name}: only AvgPool1d(k, k) on a vector exports")
+        raise UnsupportedExport(f"{call.name}: only AvgPool1d(k, k) on a vector exports")
     n_in, n_out = call.in_shape[0], call.out_shape[0]
     w = np.zeros((n_out, n_in), dtype=np.float32)
     for j in range(n_out):
@@ -253,9 +254,9 @@ def _bn_without_neuron(nodes: list[tuple[str, Any]], call: TracedCall, s, t) -> 
     import nir
 
     if not nodes or not isinstance(nodes[-1][1], (nir.Conv2d, nir.Affine, nir.Linear)):
-        raise NotImplementedError(f"{call.name}: batch norm must follow a conv/linear layer")
+        raise UnsupportedExport(f"{call.name}: batch norm must follow a conv/linear layer")
     if bool((s == 0).any()):
-        raise NotImplementedError(f"{call.name}: a zero batch-norm scale cannot be folded")
+        raise UnsupportedExport(f"{call.name}: a zero batch-norm scale cannot be folded")
     name, prev = nodes[-1]
     shift = _np(t / s)
     if isinstance(prev, nir.Linear):
@@ -273,14 +274,14 @@ def _nodes_for(calls: list[TracedCall], input_shape: tuple[int, ...], dt: float)
     for i, call in enumerate(calls):
         m = call.module
         if i and call.in_ptr != calls[i - 1].out_ptr:
-            raise NotImplementedError(
+            raise UnsupportedExport(
                 f"{call.name} does not take the output of {calls[i - 1].name}: only chains of "
                 "modules export to NIR (no residual or functional branches)")
         if isinstance(m, SKIPPED):
             continue
         if call.in_shape != shape:
             if len(call.in_shape) != 1 or math.prod(call.in_shape) != math.prod(shape):
-                raise NotImplementedError(f"{call.name}: input {call.in_shape} after {shape}")
+                raise UnsupportedExport(f"{call.name}: input {call.in_shape} after {shape}")
             nodes.append((f"{call.name}.flatten_in", _flatten_node(shape)))
         if isinstance(m, nn.Conv2d):
             nodes.append((call.name, _conv_node(call)))
@@ -304,7 +305,7 @@ def _nodes_for(calls: list[TracedCall], input_shape: tuple[int, ...], dt: float)
         elif isinstance(m, nn.Flatten):
             nodes.append((call.name, _flatten_node(call.in_shape)))
         else:
-            raise NotImplementedError(f"{call.name}: {type(m).__name__} has no NIR mapping")
+            raise UnsupportedExport(f"{call.name}: {type(m).__name__} has no NIR mapping")
         shape = call.out_shape
     return nodes, shape
 

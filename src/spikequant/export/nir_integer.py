@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from ..errors import UnsupportedExport
 from ..models.fixed_point_forward import program_of_model
 from ..models.integer_program import FlattenOp, IntegerStage, MaxPoolOp
 
@@ -74,8 +75,8 @@ def _neuron_node(stage: IntegerStage, shape: tuple[int, ...], dt: float):
 
     fold, neuron = stage.fold, stage.fold.neuron
     if neuron.leak == 0:
-        raise NotImplementedError(f"{stage.neuron_name}: a leak fraction of 0 (tau beyond "
-                                  f"2^{neuron.bits + 1} steps) has no NIR LIF form")
+        raise UnsupportedExport(f"{stage.neuron_name}: a leak fraction of 0 (tau beyond "
+                                f"2^{neuron.bits + 1} steps) has no NIR LIF form")
     k = neuron.leak / 2**neuron.bits
     mult, offset = fold.mult.numpy(), fold.offset.numpy()
     r = mult.astype(np.float64) / (k * 2.0**fold.shift)

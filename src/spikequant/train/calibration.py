@@ -12,10 +12,9 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
 
 from ..quant import float_weight, quantized_layers
-from .evaluation import to_time_major
+from .evaluation import forward_batches
 
 # A weight counts as "not yet hard" when its soft value is more than this share of its
 # layer's scale away from its hard value.
@@ -27,12 +26,8 @@ def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 @torch.no_grad()
-def recalibrate_batch_norm(
-    model: nn.Module,
-    batches: Iterable,
-    device: str | torch.device = "cpu",
-    amp: bool = False,
-) -> int:
+def recalibrate_batch_norm(model: nn.Module, batches: Iterable,
+                           device: str | torch.device = "cpu", amp: bool = False) -> int:
     """Replace every batch norm's running mean and variance with their average over `batches`
     (frames [B, T, ...], labels), computed with the network as it is evaluated: hard weights,
     no dropout. Returns the number of samples seen (0: the model has no batch norm)."""
@@ -48,11 +43,8 @@ def recalibrate_batch_norm(
         m.train()
     seen = 0
     try:
-        with parametrize.cached():
-            for frames, _ in batches:
-                with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                    model(to_time_major(frames.to(device, non_blocking=True)).float())
-                seen += frames.shape[0]
+        for _, _, size in forward_batches(model, batches, device, amp):
+            seen += size
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 from ..errors import ConfigError
 from .config_check import check_ranges, check_types, train_table
+from .config_file import read_toml
 from .resources import check_device
+from .setting import (
+    AT_LEAST_ONE,
+    NOT_NEGATIVE,
+    POSITIVE,
+    Bounds,
+    choices_of,
+    parse_layer_bits,
+    parse_levels,
+    setting,
+    where,
+)
 
 FLOAT_BITS = 32  # the width metrics and sweeps report for float weights
 LOSSES = ("mse", "ce")
@@ -37,95 +44,196 @@ def weight_bits(quantizer: str, bits: int, levels: list[float] | None) -> int:
     return bits
 
 
+def _quantizers() -> tuple[str, ...]:
+    from ..quant import quantizer_names
+
+    return tuple(quantizer_names())
+
+
+def _dataset_help() -> str:
+    from ..data import DATASETS
+
+    return f"dataset: {', '.join(DATASETS)} (ndigits is generated offline)"
+
+
+def _split_modes() -> tuple[str, ...]:
+    from ..data.frames import SPLIT_MODES
+
+    return tuple(SPLIT_MODES)
+
+
+def _gradients() -> tuple[str, ...]:
+    from ..quant.sigmoid import GRADIENTS
+
+    return tuple(GRADIENTS)
+
+
+def _temperature_kinds() -> tuple[str, ...]:
+    from ..quant.schedule import KINDS
+
+    return tuple(KINDS)
+
+
+def _schedule_default(which: int) -> Callable[[], str]:
+    def text() -> str:
+        from ..quant.schedule import GENERIC_DEFAULTS, KIND_DEFAULTS
+
+        return f"{GENERIC_DEFAULTS[which]:g}; reference: {KIND_DEFAULTS['reference'][which]:g}"
+
+    return text
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides a run's result. Defaults follow Fang et al.'s published PLIF
-    code where the study is silent (Adam, lr 1e-3, cosine schedule, MSE on firing rates)."""
+    code where the study is silent (Adam, lr 1e-3, cosine schedule, MSE on firing rates).
+    Each field's metadata (train.setting) describes it for `spikequant train` and its checks."""
 
-    dataset: str = "ndigits"
-    quantizer: str = "sigmoid"
-    bits: int = 1
-    levels: list[float] | None = None
-    epochs: int = 10
-    out: str = "runs/run"
-    data_dir: str | None = None
-    time_steps: int | None = None  # None: the dataset's default
-    batch_size: int = 16
-    seed: int = 0
-    device: str = "cpu"
+    dataset: str = setting("ndigits", short="-d", help=_dataset_help)
+    quantizer: str = setting("sigmoid", short="-q", choices=_quantizers,
+                             help="weight quantizer")
+    bits: int = setting(1, short="-k", bounds=AT_LEAST_ONE,
+                        help="bits a weight: 1 binary, 2 ternary, k: 2^k-1 levels")
+    levels: list[float] | None = setting(
+        None, parse=parse_levels, arg_type="str",
+        help="custom level set instead of --bits, e.g. -4,-2,-1,0,1,2,4 (metrics report "
+        "ceil(log2 L) bits)")
+    epochs: int = setting(10, short="-e", bounds=AT_LEAST_ONE, help="training epochs")
+    out: str = setting("runs/run", short="-o", help="run folder")
+    data_dir: str | None = setting(
+        None, metavar="D", default_text="$SPIKEQUANT_DATA, else ~/.cache/spikequant/data",
+        help="dataset root, tonic's save_to layout")
+    time_steps: int | None = setting(
+        None, short="-T", metavar="T", bounds=AT_LEAST_ONE,
+        default_text="the dataset's, e.g. 10 for N-MNIST", help="frames per sample")
+    batch_size: int = setting(16, short="-b", metavar="B", bounds=AT_LEAST_ONE,
+                              help="samples per batch")
+    seed: int = setting(0, bounds=NOT_NEGATIVE, help="random seed")
+    device: str = setting("cpu", arg_type="device", help="cpu, cuda or cuda:N")
     # optimisation
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    decay_quantizer_scales: bool = False
-    scale_lr: float | None = None  # learning rate of the quantizers' scales; None: lr
-    scale_lr_schedule: str = "cosine"  # or "constant": the scales' LR is never decayed
-    grad_clip: float | None = None  # clip the gradients' global norm to this; None: no clip
-    loss: str = "mse"
-    amp: bool = False
-    deterministic: bool = False
-    # start from a trained network (float or another precision) instead of random weights
-    init_from: str | None = None
-    # temperature of the sigmoid quantizer; t0 / t_max None: the schedule's own defaults
-    temperature_schedule: str = "geometric"
-    t0: float | None = None
-    t_max: float | None = None
-    t_growth: float = 1.5
-    t_ramp: float = 0.8
-    temperature_per_step: bool = True  # T rises every step, not once an epoch
-    gradient: str = "reference"  # the sigmoid quantizer's backward: "reference" or "exact"
-    # the evaluated network: batch-norm statistics re-estimated with hard weights before each
-    # evaluation (quantized runs), on a fixed slice of the training data of this many samples
-    bn_recalibration: bool = True
-    calibration_samples: int = 256
-    # model selection: best.pt is chosen on a validation split carved from the training data
-    val_fraction: float = 0.1
-    val_seed: int = 0
+    optimizer: str = setting("adam", group="optimisation", choices=OPTIMIZERS,
+                             help="optimiser")
+    lr: float = setting(1e-3, group="optimisation", bounds=POSITIVE, help="learning rate")
+    momentum: float = setting(0.9, group="optimisation", bounds=Bounds(0, high=1), cli=False,
+                              help="SGD's momentum")
+    weight_decay: float = setting(0.0, group="optimisation", bounds=NOT_NEGATIVE,
+                                  help="weight decay of the weights")
+    decay_quantizer_scales: bool = setting(
+        False, group="optimisation", cli=False,
+        help="apply the weight decay to the quantizers' scales too")
+    scale_lr: float | None = setting(
+        None, group="optimisation", bounds=POSITIVE, default_text="--lr",
+        help="learning rate of the quantizers' scales (alpha, beta, step sizes)")
+    scale_lr_schedule: str = setting(
+        "cosine", group="optimisation", choices=LR_SCHEDULES,
+        help="cosine: decays with the weights' LR; constant: never decayed")
+    grad_clip: float | None = setting(
+        None, group="optimisation", bounds=POSITIVE, metavar="NORM",
+        default_text="no clipping", help="clip the gradients' global norm to NORM")
+    loss: str = setting("mse", group="optimisation", choices=LOSSES,
+                        help="mse: firing rates vs one-hot (the study's peers); ce: "
+                        "cross-entropy on rates")
+    amp: bool = setting(False, group="optimisation", help="CUDA mixed precision (float16)")
+    deterministic: bool = setting(False, group="optimisation",
+                                  help="deterministic algorithms (slower on CUDA)")
+    # start from a trained network instead of random weights
+    init_from: str | None = setting(
+        None, metavar="CHECKPOINT",
+        help="start from a trained network (float or another precision, same architecture) "
+        "instead of random weights: its weights are copied and the quantizers' step "
+        "positions and scales initialised from them, e.g. --init-from runs/fp/last.pt")
+    # temperature of the sigmoid quantizer
+    temperature_schedule: str = setting(
+        "geometric", group="temperature of the sigmoid quantizer", choices=_temperature_kinds,
+        help="geometric: from t0 to t_max by a constant factor, reaching t_max after "
+        "--t-ramp of the run, whatever --epochs is; reference: Quantization Networks' "
+        "T = 10 * (epoch + 1) capped at 2000; linear: T = t0 * (epoch + 1)")
+    t0: float | None = setting(None, group="temperature of the sigmoid quantizer",
+                               bounds=POSITIVE, default_text=_schedule_default(0),
+                               help="first temperature")
+    t_max: float | None = setting(None, group="temperature of the sigmoid quantizer",
+                                  bounds=POSITIVE, default_text=_schedule_default(1),
+                                  help="temperature cap")
+    t_growth: float = setting(1.5, group="temperature of the sigmoid quantizer",
+                              bounds=POSITIVE, cli=False,
+                              help="exponential: the factor T grows by each epoch")
+    t_ramp: float = setting(0.8, group="temperature of the sigmoid quantizer",
+                            bounds=Bounds(0, above=True, high=1),
+                            help="geometric: share of the run over which T rises to t_max")
+    temperature_per_step: bool = setting(
+        True, group="temperature of the sigmoid quantizer", flag="--temperature-per-epoch",
+        help="raise T once an epoch instead of every step (fractional epochs)")
+    gradient: str = setting(
+        "reference", group="temperature of the sigmoid quantizer", choices=_gradients,
+        help="sigmoid quantizer's backward: exact (derivative at T) or reference "
+        "(Quantization Networks: the T = 1 derivative scaled by T)")
+    # the evaluated network and model selection
+    bn_recalibration: bool = setting(
+        True, group="evaluation and model selection", flag="--no-bn-recalibration",
+        help="keep the batch-norm statistics gathered with training-mode (soft) weights")
+    calibration_samples: int = setting(
+        256, group="evaluation and model selection", bounds=NOT_NEGATIVE,
+        help="training samples on which batch-norm statistics are re-estimated with hard "
+        "weights before each evaluation, and hard-weight training accuracy is measured")
+    val_fraction: float = setting(
+        0.1, group="evaluation and model selection", bounds=Bounds(0, high=0.9),
+        help="share of the training data held out (stratified, seeded) to choose best.pt; "
+        "0: no validation split, best.pt is the last epoch")
+    val_seed: int = setting(0, group="evaluation and model selection", cli=False,
+                            help="seed of the validation split and the calibration slice")
     # network
-    model: str | None = None  # registry name; None: the dataset's network
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    exclude: list[str] = field(default_factory=list)
-    layer_bits: dict[str, int] = field(default_factory=dict)  # e.g. {"conv1": 8}
-    per_channel: bool = False
-    state_bits: int | None = None  # fixed-point neuron state (e.g. 8..16); None: float
+    model: str | None = setting(None, group="network and data", default_text="the dataset's",
+                                help="registered network")
+    model_overrides: dict[str, Any] = setting(
+        group="network and data", cli=False, default_factory=dict,
+        help="a table of the network's own options, e.g. channels = 8")
+    exclude: list[str] = setting(group="network and data", repeat=True, metavar="NAME",
+                                 default_factory=list,
+                                 help="keep this layer float (module name or glob; repeatable)")
+    layer_bits: dict[str, int] = setting(
+        group="network and data", repeat=True, metavar="NAME=BITS", parse=parse_layer_bits,
+        default_factory=dict,
+        help="give a layer its own precision, e.g. --layer-bits conv1=8 --layer-bits "
+        "classifier=8 (module name or glob; repeatable; the others take --bits)")
+    per_channel: bool = setting(False, group="network and data",
+                                help="one scale per output channel")
+    state_bits: int | None = setting(
+        None, group="network and data", metavar="K", default_text="float state",
+        help="keep the neuron state (membrane, threshold, leak, folded batch norm) in K-bit "
+        "fixed point, 4..24 (e.g. 8, 12, 16), as neuromorphic hardware does: straight-through "
+        "gradients in training, exact integer arithmetic in evaluation and in `infer`")
     # data
-    num_workers: int = 0
-    augment: bool = False
-    split_by: str = "number"
-    download: bool = False
-    skip_bad: bool = False
+    num_workers: int = setting(0, group="network and data", bounds=NOT_NEGATIVE,
+                               help="DataLoader workers")
+    augment: bool = setting(False, group="network and data",
+                            help="random crop, flip and roll")
+    split_by: str = setting("number", group="network and data", cli=False, choices=_split_modes,
+                            help="how a recording's events are cut into frames: equal event "
+                            "counts (number) or equal durations (time)")
+    download: bool = setting(False, group="network and data",
+                             help="download the dataset via tonic")
+    skip_bad: bool = setting(False, group="network and data",
+                             help="skip (and count) unreadable event files instead of stopping")
     # bookkeeping
-    resume: bool = False
-    progress: bool = True
-    tensorboard: bool = False
-    max_batches: int | None = None  # cap batches per epoch (smoke tests)
+    resume: bool = setting(
+        False, help="continue OUT/last.pt exactly (model, optimiser, schedules, RNG, epoch); "
+        "only --epochs (the schedules are stretched to it), --out, --data-dir, --device and "
+        "--num-workers may differ from the run's settings. An empty or new OUT starts fresh")
+    progress: bool = setting(True, group="evaluation and model selection",
+                             flag="--no-progress", help="no progress bars")
+    tensorboard: bool = setting(False, group="evaluation and model selection",
+                                help="also log to OUT/tensorboard")
+    max_batches: int | None = setting(None, group="evaluation and model selection",
+                                      bounds=AT_LEAST_ONE, hidden=True,
+                                      help="cap batches per epoch (smoke tests)")
 
     def validate(self) -> None:
-        from ..quant import quantizer_names
-        from ..quant.schedule import KINDS
-        from ..quant.sigmoid import GRADIENTS
-
-        if self.quantizer not in quantizer_names():
-            raise ValueError(
-                f"--quantizer must be one of {', '.join(quantizer_names())}, "
-                f"got {self.quantizer!r}"
-            )
-        if self.loss not in LOSSES:
-            raise ValueError(f"--loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"--optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.scale_lr_schedule not in LR_SCHEDULES:
-            raise ValueError(
-                f"--scale-lr-schedule must be one of {LR_SCHEDULES}, got {self.scale_lr_schedule!r}"
-            )
-        if self.gradient not in GRADIENTS:
-            raise ValueError(f"--gradient must be one of {GRADIENTS}, got {self.gradient!r}")
-        if self.temperature_schedule not in KINDS:
-            raise ValueError(
-                f"--temperature-schedule must be one of {', '.join(KINDS)}, "
-                f"got {self.temperature_schedule!r}"
-            )
+        for f in dataclasses.fields(self):
+            choices = choices_of(f)
+            value = getattr(self, f.name)
+            if choices is not None and value not in choices:
+                raise ConfigError(
+                    f"{where(f)} must be one of {', '.join(choices)}, got {value!r}")
         self._validate_state_bits()
         check_types(type(self), self.to_dict(), "the settings")
         check_ranges(self)
@@ -134,20 +242,25 @@ class TrainConfig:
     def _validate_state_bits(self) -> None:
         from ..snn.fixed_point import check_state_bits
 
+        state_bits = where(self.field("state_bits"))
         try:
             check_state_bits(self.state_bits)
         except ValueError as err:
-            raise ValueError(f"--state-bits: {err}") from None
+            raise ConfigError(f"{state_bits}: {err}") from None
         from ..quant.registry import is_float_quantizer
 
         float_weights = is_float_quantizer(self.quantizer)
         if self.state_bits is not None and (float_weights or self.exclude):
-            raise ValueError(
-                "--state-bits needs every conv / linear layer quantized (integer weights), but "
-                + (f"--quantizer {self.quantizer} keeps them float" if float_weights else
-                   f"--exclude {' '.join(self.exclude)} keeps some float")
+            raise ConfigError(
+                f"{state_bits} needs every conv / linear layer quantized (integer weights), "
+                "but " + (f"--quantizer {self.quantizer} keeps them float" if float_weights else
+                          f"--exclude {' '.join(self.exclude)} keeps some float")
                 + "; give those layers their own precision with --layer-bits NAME=BITS instead"
             )
+
+    @classmethod
+    def field(cls, name: str) -> dataclasses.Field:
+        return next(f for f in dataclasses.fields(cls) if f.name == name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -168,18 +281,7 @@ class TrainConfig:
         return cls(**values)
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} not found")
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path} is not valid TOML: {err}") from err
-
-
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """The [train] table of a config file (or the whole file when it has no tables); any
-    other table is an error (config_check.train_table)."""
+    """The [train] table of a config file (or the whole file when it has no tables), after the
+    base files it extends; any other table is an error (config_check.train_table)."""
     return train_table(read_toml(path), str(path), TrainConfig)

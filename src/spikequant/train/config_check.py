@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
+from .setting import Bounds, where
 
 # The tables a `train --config` file may hold, and the nested tables (dict-valued settings).
 TRAIN_TABLE = "train"
@@ -76,46 +77,33 @@ def check_types(cls: type, values: Mapping[str, Any], source: str) -> None:
             )
 
 
-def _number(cfg: Any, name: str, low: float | None = None, *, above: bool = False,
-            integer: bool = False, high: float | None = None, optional: bool = False) -> None:
-    value = getattr(cfg, name)
-    if value is None and optional:
-        return
-    flag = f"--{name.replace('_', '-')}"
+def _number(f: dataclasses.Field, value: Any, bounds: Bounds, integer: bool) -> None:
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     ok = ok and (not integer or isinstance(value, numbers.Integral)) and math.isfinite(value)
+    low, high = bounds.low, bounds.high
     if ok and low is not None:
-        ok = value > low if above else value >= low
+        ok = value > low if bounds.above else value >= low
     if ok and high is not None:
         ok = value <= high
     if not ok:
         kind = "an integer" if integer else "a finite number"
-        bound = "" if low is None else f" {'>' if above else '>='} {low:g}"
+        bound = "" if low is None else f" {'>' if bounds.above else '>='} {low:g}"
         if high is not None:
             bound += f"{' and' if bound else ''} <= {high:g}"
-        raise ConfigError(f"{flag} ({name}) must be {kind}{bound}, got {value!r}")
+        raise ConfigError(f"{where(f)} must be {kind}{bound}, got {value!r}")
 
 
 def check_ranges(cfg: Any) -> None:
-    """ConfigError for a number out of its range: counts positive, rates positive and finite,
-    decay and momentum not negative."""
-    for name in ("epochs", "batch_size"):
-        _number(cfg, name, 1, integer=True)
-    _number(cfg, "time_steps", 1, integer=True, optional=True)
-    _number(cfg, "max_batches", 1, integer=True, optional=True)
-    _number(cfg, "num_workers", 0, integer=True)
-    _number(cfg, "seed", 0, integer=True)
-    _number(cfg, "lr", 0, above=True)
-    _number(cfg, "weight_decay", 0)
-    _number(cfg, "momentum", 0, high=1)
-    _number(cfg, "t0", 0, above=True, optional=True)
-    _number(cfg, "t_max", 0, above=True, optional=True)
-    _number(cfg, "t_growth", 0, above=True)
-    _number(cfg, "t_ramp", 0, above=True, high=1)
-    _number(cfg, "grad_clip", 0, above=True, optional=True)
-    _number(cfg, "scale_lr", 0, above=True, optional=True)
-    _number(cfg, "val_fraction", 0, high=0.9)
-    _number(cfg, "calibration_samples", 0, integer=True)
+    """ConfigError for a number out of the range its field's metadata gives (train.setting):
+    counts positive, rates positive and finite, decay and momentum not negative; then the
+    level set or bit width the run's quantizer is built with."""
+    hints = setting_types(type(cfg))
+    for f in dataclasses.fields(cfg):
+        bounds = f.metadata.get("bounds")
+        value = getattr(cfg, f.name)
+        if bounds is None or (value is None and _optional(hints[f.name])):
+            continue
+        _number(f, value, bounds, integer=int in _number_types(hints[f.name]))
     _check_quantizer_spec(cfg)
 
 
@@ -124,7 +112,7 @@ def _check_quantizer_spec(cfg: Any) -> None:
     from ..quant.levels import validate_levels
     from ..quant.registry import quantizer_class, quantizer_names
 
-    flag = "--bits" if cfg.levels is None else "--levels"
+    flag = cfg.field("bits" if cfg.levels is None else "levels")
     try:
         if cfg.levels is not None:
             validate_levels(cfg.levels)
@@ -133,7 +121,15 @@ def _check_quantizer_spec(cfg: Any) -> None:
             if not cls.is_float:
                 cls.spec_argument(cfg.bits, cfg.levels)
     except ValueError as err:
-        raise ConfigError(f"{flag}: {err}") from None
+        raise ConfigError(f"{where(flag)}: {err}") from None
+
+
+def _optional(tp: Any) -> bool:
+    return type(None) in typing.get_args(tp)
+
+
+def _number_types(tp: Any) -> set[Any]:
+    return {a for a in (typing.get_args(tp) or (tp,)) if a is not type(None)}
 
 
 def _field_names(cls: type) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -14,6 +15,18 @@ from tqdm.auto import tqdm
 def to_time_major(frames: torch.Tensor) -> torch.Tensor:
     """Loader batches are [B, T, C, H, W]; the networks take [T, B, C, H, W]."""
     return frames.transpose(0, 1).contiguous()
+
+
+def forward_batches(model: nn.Module, batches: Iterable, device: str | torch.device = "cpu",
+                    amp: bool = False) -> Iterator[tuple[torch.Tensor, Any, int]]:
+    """(scores, labels, B) of each (frames [B, T, ...], labels) batch, the model run as it is:
+    each quantized weight computed once for all batches, float16 autocast on CUDA with `amp`.
+    Call under torch.no_grad(), with the model in the mode wanted."""
+    with parametrize.cached():  # quantize each weight once, not once a batch
+        for frames, labels in batches:
+            with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+                scores = model(to_time_major(frames.to(device, non_blocking=True)).float())
+            yield scores, labels, frames.shape[0]
 
 
 @torch.no_grad()
@@ -30,14 +43,12 @@ def evaluate(
     model.eval()
     correct, total, predictions = 0, 0, []
     try:
-        with parametrize.cached():  # quantize each weight once, not once a batch
-            for frames, labels in tqdm(loader, desc=desc, leave=False, disable=not progress):
-                with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
-                    scores = model(to_time_major(frames.to(device, non_blocking=True)).float())
-                pred = scores.argmax(dim=1).cpu()
-                predictions.append(pred)
-                correct += int((pred == labels).sum())
-                total += labels.numel()
+        batches = tqdm(loader, desc=desc, leave=False, disable=not progress)
+        for scores, labels, _ in forward_batches(model, batches, device, amp):
+            pred = scores.argmax(dim=1).cpu()
+            predictions.append(pred)
+            correct += int((pred == labels).sum())
+            total += labels.numel()
     finally:
         model.train(was_training)
     preds = torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
