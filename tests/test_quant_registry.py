@@ -109,9 +109,12 @@ def test_help_lists_every_registered_quantizer_with_its_summary(capsys):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"quantizer": "xnor", "bits": 2}, "--bits: xnor allows only bits=1, got bits=2"),
-    ({"quantizer": "dorefa", "levels": [-1.0, 0.0, 1.0]}, "--levels: dorefa uses its own levels"),
-    ({"quantizer": "sigmoid", "bits": 9}, "--bits: bits must be an integer from 1 to 8"),
+    ({"quantizer": "xnor", "bits": 2},
+     "--bits / bits in the config file: xnor allows only bits=1, got bits=2"),
+    ({"quantizer": "dorefa", "levels": [-1.0, 0.0, 1.0]},
+     "--levels / levels in the config file: dorefa uses its own levels"),
+    ({"quantizer": "sigmoid", "bits": 9},
+     "--bits / bits in the config file: bits must be an integer from 1 to 8"),
 ])
 def test_settings_are_checked_against_the_quantizer(settings, message):
     with pytest.raises(ConfigError, match=message):

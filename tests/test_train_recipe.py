@@ -342,7 +342,7 @@ def test_every_published_config_loads_and_uses_the_recipe():
 @pytest.mark.parametrize("gradient", ["exact", "reference"])
 def test_gradient_setting_reaches_every_sigmoid_quantizer(gradient):
     # `--gradient exact` was dropped once the quantizer's own default became "reference"
-    from spikequant.train.trainer import build_model
+    from spikequant.train.run import build_model
 
     net = build_model(TrainConfig(gradient=gradient, model_overrides={"channels": 4}))
     assert {q.gradient for _, _, q in quantized_layers(net)} == {gradient}
