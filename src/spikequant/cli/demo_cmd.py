@@ -16,7 +16,7 @@ DEMO_RUNS = (
     ("binary sigmoid", "sigmoid", 1),
     ("binary STE", "ste", 1),
 )
-DEMO_EPOCHS = 6  # the float network's
+DEMO_EPOCHS = 8  # the float network's
 DEMO_FINE_TUNE_EPOCHS = 3  # each binary network's, from the float one
 
 
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "float SNN, fine-tunes a binary SNN with the sigmoid quantizer and one with "
         "sign+STE from it (train --init-from), and prints test accuracy, drop against "
         "float, memory savings and time. Every run uses `spikequant train`'s defaults. "
-        "Finished runs in OUT are reused; about 3 minutes on two CPU cores.",
+        "Finished runs in OUT are reused; about 2.5 minutes on two CPU cores.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", "-o", default="runs/demo", help="folder for the three runs")
