@@ -139,3 +139,37 @@ for name in ("torchvision", "torchvision.transforms", "torchvision.datasets",
              "torchvision.datasets.utils", "torchvision.datasets.folder", "torchaudio"):
     sys.modules.setdefault(name, Stub(name))
 """
+
+
+def run_neuron(fn, x, v0, k, v_reset, decay_input, detach, kind, store_v, loss_weights):
+    """Spikes, potentials and gradients (input, v0 if given, decay if a tensor) of one run of a
+    multi-step neuron implementation `fn` (the arguments of functional._LIFMultiStep.apply)."""
+    from spikequant.snn.surrogate import SURROGATES
+
+    xi = x.clone().requires_grad_()
+    vi = v0.clone().requires_grad_() if v0 is not None else None
+    ki = k.clone().requires_grad_() if isinstance(k, torch.Tensor) else k
+    alpha = SURROGATES[kind].default_alpha
+    spikes, v = fn(xi, vi, ki, 1.0, v_reset, decay_input, detach, kind, alpha, store_v)
+    # a loss that weights neurons differently and reaches the potentials too
+    loss = (spikes * loss_weights).sum() + 0.1 * (v * v).sum()
+    inputs = [xi] + [t for t in (vi, ki) if isinstance(t, torch.Tensor)]
+    return spikes.detach(), v.detach(), torch.autograd.grad(loss, inputs)
+
+
+def assert_neuron_matches(fn, x, v0, k, v_reset, decay_input, detach, kind, store_v):
+    """A kernel `fn` gives the spikes, potentials and gradients of the torch reference."""
+    from spikequant.snn.functional import _LIFMultiStep
+
+    gen = torch.Generator().manual_seed(1)
+    weights = torch.rand(x.shape, generator=gen).to(x.device)
+    args = (x, v0, k, v_reset, decay_input, detach, kind, store_v, weights)
+    s_ref, v_ref, g_ref = run_neuron(_LIFMultiStep.apply, *args)
+    s_got, v_got, g_got = run_neuron(fn, *args)
+    assert 0.05 < s_ref.mean() < 0.95  # the case exercises both branches
+    assert torch.equal(s_got, s_ref)
+    torch.testing.assert_close(v_got, v_ref, rtol=1e-6, atol=1e-6)
+    assert len(g_got) == len(g_ref)
+    for got, want in zip(g_got, g_ref):
+        # the decay gradient is a sum over every neuron and step: relative to its size
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

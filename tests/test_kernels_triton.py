@@ -19,11 +19,11 @@ if sys.platform != "linux":  # triton publishes Linux wheels only
 
 import triton  # noqa: E402,F401 - a missing dev dependency must fail here
 
+from _helpers import assert_neuron_matches  # noqa: E402
 from spikequant._kernels import MODES, kernel_mode, use_kernels, use_triton  # noqa: E402
 from spikequant.quant import SigmoidQuantizer, power_of_two_levels, symmetric_levels  # noqa: E402
 from spikequant.quant.kernels_triton import sigmoid_quantize_triton  # noqa: E402
 from spikequant.snn import lif_multistep  # noqa: E402
-from spikequant.snn.functional import _LIFMultiStep  # noqa: E402
 from spikequant.snn.kernels_triton import SURROGATE_CODES, lif_multistep_triton  # noqa: E402
 from spikequant.snn.surrogate import (  # noqa: E402
     BUILTIN_SURROGATES,
@@ -48,32 +48,8 @@ def test_runs_compiled_on_cuda_or_interpreted_on_cpu():
 # ------------------------------------------------------------------------------- the neuron
 
 
-def _run_neuron(fn, x, v0, k, v_reset, decay_input, detach, kind, store_v, loss_weights):
-    """Spikes, potentials and gradients (input, v0 if given, decay if a tensor) of one run."""
-    xi = x.clone().requires_grad_()
-    vi = v0.clone().requires_grad_() if v0 is not None else None
-    ki = k.clone().requires_grad_() if isinstance(k, torch.Tensor) else k
-    alpha = SURROGATES[kind].default_alpha
-    spikes, v = fn(xi, vi, ki, 1.0, v_reset, decay_input, detach, kind, alpha, store_v)
-    # a loss that weights neurons differently and reaches the potentials too
-    loss = (spikes * loss_weights).sum() + 0.1 * (v * v).sum()
-    inputs = [xi] + [t for t in (vi, ki) if isinstance(t, torch.Tensor)]
-    return spikes.detach(), v.detach(), torch.autograd.grad(loss, inputs)
-
-
-def _assert_neuron_matches(x, v0, k, v_reset, decay_input, detach, kind, store_v):
-    gen = torch.Generator().manual_seed(1)
-    weights = torch.rand(x.shape, generator=gen).to(x.device)
-    args = (x, v0, k, v_reset, decay_input, detach, kind, store_v, weights)
-    s_ref, v_ref, g_ref = _run_neuron(_LIFMultiStep.apply, *args)
-    s_tri, v_tri, g_tri = _run_neuron(lif_multistep_triton, *args)
-    assert 0.05 < s_ref.mean() < 0.95  # the case exercises both branches
-    assert torch.equal(s_tri, s_ref)
-    torch.testing.assert_close(v_tri, v_ref, rtol=1e-6, atol=1e-6)
-    assert len(g_tri) == len(g_ref)
-    for got, want in zip(g_tri, g_ref):
-        # the decay gradient is a sum over every neuron and step: relative to its size
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+def _assert_neuron_matches(*args, **kw):
+    assert_neuron_matches(lif_multistep_triton, *args, **kw)
 
 
 NEURON_CASES = list(itertools.product([0.0, None], [False, True], [True, False],

@@ -1,13 +1,15 @@
-"""Which implementation runs the fused neuron and quantizer: Triton kernels or torch ops.
+"""Which implementation runs the fused neuron and quantizer: kernels or torch ops.
 
-    SPIKEQUANT_KERNELS=auto    (default) Triton for CUDA tensors when triton imports, torch ops
-                               otherwise (CPU tensors, or no triton)
+    SPIKEQUANT_KERNELS=auto    (default) Triton for CUDA tensors when triton imports; for
+                               float32 CPU tensors the compiled C kernels of the neuron and the
+                               binary quantizer where a C compiler builds them
+                               (spikequant._cpu_kernels); torch ops otherwise
     SPIKEQUANT_KERNELS=torch   torch ops everywhere (the reference implementation)
     SPIKEQUANT_KERNELS=triton  Triton for every tensor; CPU tensors need Triton's interpreter
                                (TRITON_INTERPRET=1 before triton is imported): for tests
 
 `use_kernels("torch")` does the same for a block of code. The torch implementation is the
-reference the Triton kernels are tested against, and the fallback wherever they cannot run.
+reference the kernels are tested against, and the fallback wherever they cannot run.
 """
 
 from __future__ import annotations

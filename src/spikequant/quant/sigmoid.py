@@ -17,6 +17,7 @@ from torch import nn
 from .._kernels import use_triton
 from .base import QuantizedWeight, WeightQuantizer, channel_view, reduce_per_channel
 from .binary_torch import binary_sigmoid
+from .cpu_kernel import binary_sigmoid_cpu, use_cpu_kernel
 
 KMEANS_SAMPLE = 200_000
 KMEANS_ITERS = 30
@@ -213,8 +214,10 @@ class SigmoidQuantizer(WeightQuantizer):
                 weight, self.alpha, self.beta, self.positions, self.heights, self.temperature,
                 self.levels[0], self.gradient == "reference",
             )
-        if self.positions.numel() == 1:  # binary: the fewest passes torch ops allow
-            return binary_sigmoid(
+        if self.positions.numel() == 1:  # binary
+            # one pass each way on the CPU when the kernel builds, else the fewest torch ops
+            fn = binary_sigmoid_cpu if use_cpu_kernel(weight) else binary_sigmoid
+            return fn(
                 weight, self.alpha, self.beta, self.positions[0], self.heights[0],
                 self.temperature, self.levels[0],
                 self.gradient == "reference",

@@ -13,8 +13,9 @@ backward-through-time: the forward keeps only the charged potentials h, and the 
 recomputes the surrogate and reset derivatives one step at a time, so no temporary is larger
 than one time step. With `detach_reset` the spike is treated as a constant in the reset (as
 SpikingJelly's option). For CUDA tensors the same function runs as two Triton kernels
-(`kernels_triton.py`, chosen by `spikequant._kernels`); this implementation is their reference
-and the CPU path. The neurons' generic path (`SpikingNeuron.run_steps` with LIF's `charge`,
+(`kernels_triton.py`, chosen by `spikequant._kernels`), for float32 CPU tensors as a compiled C
+kernel (`cpu_kernel.py`, where a C compiler is found); this implementation is the reference of
+both and the fallback. The neurons' generic path (`SpikingNeuron.run_steps` with LIF's `charge`,
 spikequant.snn.base) is the same dynamics written step by step with plain autograd; tests
 check that both agree. With a `state_grid` (spikequant.snn.fixed_point.StateGrid) the forward
 pass keeps the membrane on a fixed-point grid (input, leak and clamp as that module states)
@@ -199,6 +200,14 @@ def lif_multistep(
 
         if kernels_triton.supports(surrogate):
             return kernels_triton.lif_multistep_triton(
+                x_seq, v0, decay, float(threshold), v_reset, decay_input, detach_reset,
+                surrogate, float(alpha), store_v_seq,
+            )
+    elif state_grid is None and x_seq.device.type == "cpu":
+        from . import cpu_kernel  # the compiled kernel; builds on first use
+
+        if cpu_kernel.use_cpu_kernel(x_seq, v0, decay, surrogate):
+            return cpu_kernel.lif_multistep_cpu(
                 x_seq, v0, decay, float(threshold), v_reset, decay_input, detach_reset,
                 surrogate, float(alpha), store_v_seq,
             )
