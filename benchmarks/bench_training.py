@@ -117,6 +117,10 @@ class Worker:
     def __init__(self, args: argparse.Namespace) -> None:
         import torch
 
+        if args.mallopt:  # every contender alike, before its first large tensor
+            from spikequant._cpu_memory import keep_freed_memory
+
+            keep_freed_memory()
         torch.manual_seed(args.seed)
         torch.backends.cudnn.benchmark = True  # every contender alike; no effect on CPU
         self.torch = torch
@@ -253,6 +257,8 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
         out += ["--threads", str(args.threads)]
     if args.sj_impl:
         out += ["--sj-impl", args.sj_impl]
+    if args.mallopt:
+        out.append("--mallopt")
     return out
 
 
@@ -322,7 +328,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
             "repeats": args.repeats, "warmup": args.warmup, "settle": args.settle,
             "device": args.device,
             "amp": args.amp, "threads": args.threads,
-            "thp": args.thp,
+            "thp": args.thp, "mallopt": args.mallopt,
             "sj_impl": args.sj_impl or "auto", "command": command_line()}
 
 
@@ -401,6 +407,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--thp", action="store_true",
                    help="THP_MEM_ALLOC_ENABLE=1 for every contender: torch backs large CPU "
                         "tensors with 2 MiB pages, far fewer page faults per step")
+    p.add_argument("--mallopt", action="store_true",
+                   help="for every contender, what `spikequant` does when it starts "
+                        "(spikequant._cpu_memory.keep_freed_memory): glibc keeps freed large "
+                        "buffers for reuse, so a step's fresh full-size tensors fault no pages")
     p.add_argument("--contenders", default="",
                    help=f"comma-separated subset of {','.join(CONTENDERS)} (default all)")
     p.add_argument("--sj-impl", default="", choices=["", "auto", "cuda", "triton", "torch"],

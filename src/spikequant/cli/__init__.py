@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-# Large CPU tensors on 2 MiB pages: torch's CPU allocator reads this once, when torch loads, so
-# it is set here, before any subcommand imports torch. A fresh 67 MB tensor (N-MNIST's FC
-# weight, its gradient) otherwise costs ~16 k page faults, more than a pass of arithmetic over
-# it (BENCHMARKS.md). A value already in the environment wins (THP_MEM_ALLOC_ENABLE=0: off).
-if "torch" not in sys.modules:
-    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+from .._cpu_memory import keep_freed_memory
+
+# Freed large CPU buffers stay in the process for the next step's tensors of the same size
+# instead of being unmapped and faulted in again (~16 k page faults for each fresh 67 MB tensor
+# of N-MNIST's FC layer, more than a pass of arithmetic over it): glibc's mmap and trim
+# thresholds raised (spikequant._cpu_memory; SPIKEQUANT_MALLOPT=0 turns it off). Measured
+# against torch's 2 MiB-page allocation (THP_MEM_ALLOC_ENABLE=1, which this command set
+# before): faster with the compiled CPU kernels, so that is no longer set (BENCHMARKS.md).
+keep_freed_memory()
 
 # (module, one-line help) in the order `spikequant --help` lists them.
 COMMANDS = (
