@@ -74,9 +74,33 @@ void lif_forward(const float *x, const float *v0, float *h, float *s, float *v_o
                       soft_reset, store_v);
 }
 
+/* sg[j] = the surrogate's derivative at h[j] - threshold, for one chunk: a loop per surrogate,
+   so that each vectorises on its own */
+static void surrogate_chunk(float *restrict sg, const float *restrict h, int m, float threshold,
+                            float alpha, int kind) {
+    switch (kind) {
+    case 0:
+#pragma omp simd
+        for (int j = 0; j < m; j++) sg[j] = surrogate_grad(h[j] - threshold, alpha, 0);
+        break;
+    case 1:
+#pragma omp simd
+        for (int j = 0; j < m; j++) sg[j] = surrogate_grad(h[j] - threshold, alpha, 1);
+        break;
+    case 2:
+#pragma omp simd
+        for (int j = 0; j < m; j++) sg[j] = surrogate_grad(h[j] - threshold, alpha, 2);
+        break;
+    default:
+#pragma omp simd
+        for (int j = 0; j < m; j++) sg[j] = surrogate_grad(h[j] - threshold, alpha, 3);
+    }
+}
+
 /* grad_s, h, grad_x: [steps, n]; grad_v: [steps, n] (store_v), [n] or NULL; x: [steps, n] or
    NULL (only read for the decay gradient with decay_input); v0: [n] or NULL; grad_v0: [n] or
-   NULL; sum_k: this part's slot */
+   NULL; sum_k: this part's slot. Each time step of a chunk is three simple loops (surrogate,
+   gradient, decay-gradient sum) whose options are fixed across the loop. */
 static void backward_range(const float *restrict grad_s, const float *restrict grad_v,
                            const float *restrict h, const float *restrict x,
                            const float *restrict v0, float *restrict grad_x,
@@ -85,7 +109,7 @@ static void backward_range(const float *restrict grad_s, const float *restrict g
                            int kind, int decay_input, int soft_reset, int detach_reset,
                            int store_v, int want_k, double *sum_k) {
     const float retain = 1.0f - k;
-    float carry[CHUNK];
+    float carry[CHUNK], sg[CHUNK], gh[CHUNK], vp[CHUNK];
     double acc_k = 0.0;
     for (int64_t c0 = lo; c0 < hi; c0 += CHUNK) {
         const int m = (int)(hi - c0 < CHUNK ? hi - c0 : CHUNK);
@@ -94,35 +118,61 @@ static void backward_range(const float *restrict grad_s, const float *restrict g
         float chunk_k = 0.0f;
         for (int t = steps - 1; t >= 0; t--) {
             const int64_t at = (int64_t)t * n + c0;
-            const int64_t prev = (int64_t)(t > 0 ? t - 1 : 0) * n + c0;
-            const int first = t == 0;
-#pragma omp simd reduction(+ : chunk_k)
-            for (int j = 0; j < m; j++) {
-                float hh = h[at + j];
-                int fired = hh >= threshold;
-                float sg = surrogate_grad(hh - threshold, alpha, kind);
-                float gs = grad_s ? grad_s[at + j] : 0.0f;
-                float gh = sg * gs;
-                float c = carry[j];
-                if (grad_v && store_v) c += grad_v[at + j];
-                if (!detach_reset) {
-                    gh += soft_reset ? c * (1.0f - threshold * sg)
-                                     : c * ((rest - hh) * sg + (fired ? 0.0f : 1.0f));
-                } else {
-                    gh += (soft_reset || !fired) ? c : 0.0f;
-                }
-                if (want_k) {
-                    /* dh[t]/dk = (x[t] +) r - v[t-1]; v[t-1] from h[t-1] (v0 or rest at 0) */
-                    float hp = h[prev + j];
-                    float vp = hp >= threshold ? (soft_reset ? hp - threshold : rest) : hp;
-                    if (first) vp = v0 ? v0[c0 + j] : 0.0f;
-                    float slope = rest - vp;
-                    if (decay_input) slope += x[at + j];
-                    chunk_k += gh * slope;
-                }
-                carry[j] = gh * retain;
-                grad_x[at + j] = decay_input ? gh * k : gh;
+            const float *restrict ht = h + at;
+            surrogate_chunk(sg, ht, m, threshold, alpha, kind);
+            if (grad_s) {
+#pragma omp simd
+                for (int j = 0; j < m; j++) gh[j] = sg[j] * grad_s[at + j];
+            } else {
+                for (int j = 0; j < m; j++) gh[j] = 0.0f;
             }
+            if (grad_v && store_v) {
+#pragma omp simd
+                for (int j = 0; j < m; j++) carry[j] += grad_v[at + j];
+            }
+            if (!detach_reset && soft_reset) {
+#pragma omp simd
+                for (int j = 0; j < m; j++) gh[j] += carry[j] * (1.0f - threshold * sg[j]);
+            } else if (!detach_reset) {
+#pragma omp simd
+                for (int j = 0; j < m; j++)
+                    gh[j] += carry[j] * ((rest - ht[j]) * sg[j] + (ht[j] >= threshold ? 0.0f : 1.0f));
+            } else if (soft_reset) {
+#pragma omp simd
+                for (int j = 0; j < m; j++) gh[j] += carry[j];
+            } else {
+#pragma omp simd
+                for (int j = 0; j < m; j++) gh[j] += ht[j] >= threshold ? 0.0f : carry[j];
+            }
+            if (want_k) {
+                /* dh[t]/dk = (x[t] +) r - v[t-1]; v[t-1] from h[t-1] (v0 or rest at t = 0) */
+                if (t > 0) {
+                    const float *restrict hp = h + at - n;
+#pragma omp simd
+                    for (int j = 0; j < m; j++)
+                        vp[j] = hp[j] >= threshold ? (soft_reset ? hp[j] - threshold : rest) : hp[j];
+                } else if (v0) {
+                    for (int j = 0; j < m; j++) vp[j] = v0[c0 + j];
+                } else {
+                    for (int j = 0; j < m; j++) vp[j] = 0.0f;
+                }
+                if (decay_input) {
+#pragma omp simd reduction(+ : chunk_k)
+                    for (int j = 0; j < m; j++) chunk_k += gh[j] * (rest - vp[j] + x[at + j]);
+                } else {
+#pragma omp simd reduction(+ : chunk_k)
+                    for (int j = 0; j < m; j++) chunk_k += gh[j] * (rest - vp[j]);
+                }
+            }
+            float *restrict gx = grad_x + at;
+            if (decay_input) {
+#pragma omp simd
+                for (int j = 0; j < m; j++) gx[j] = gh[j] * k;
+            } else {
+                memcpy(gx, gh, (size_t)m * sizeof(float));
+            }
+#pragma omp simd
+            for (int j = 0; j < m; j++) carry[j] = gh[j] * retain;
         }
         if (grad_v0) memcpy(grad_v0 + c0, carry, (size_t)m * sizeof(float));
         acc_k += chunk_k;

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..snn import SpikingNeuron, SpikingSequential, TimeSharedDropout, make_neuron
+from ..snn import MaxPool2x2, SpikingNeuron, SpikingSequential, TimeSharedDropout, make_neuron
 from ..snn.fixed_point import check_state_bits
 
 
@@ -94,7 +94,7 @@ class SpikingConvNet(SpikingSequential):
             layers[f"conv{i}"] = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
             layers[f"bn{i}"] = nn.BatchNorm2d(c_out)
             layers[f"neuron{i}"] = _neuron(neuron, tau, surrogate)
-            layers[f"pool{i}"] = nn.MaxPool2d(2, 2)
+            layers[f"pool{i}"] = MaxPool2x2()
             c_in = c_out
         layers["flatten"] = nn.Flatten()
         features = c_in * out_h * out_w

@@ -5,7 +5,7 @@ quantization."""
 from . import functional, surrogate
 from .base import NEURONS, SpikingNeuron, make_neuron, unregister_neuron
 from .functional import fold_time, lif_multistep, unfold_time
-from .layer import MultiStepModule, SpikingSequential, TimeFolded, TimeSharedDropout
+from .layer import MaxPool2x2, MultiStepModule, SpikingSequential, TimeFolded, TimeSharedDropout
 from .neuron import LIF, PLIF, BaseLIF
 from .surrogate import (
     SURROGATES,
@@ -22,6 +22,7 @@ __all__ = [
     "PLIF",
     "SURROGATES",
     "BaseLIF",
+    "MaxPool2x2",
     "MultiStepModule",
     "SpikingNeuron",
     "SpikingSequential",

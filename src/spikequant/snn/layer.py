@@ -71,3 +71,24 @@ class TimeFolded(MultiStepModule):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         out = self.module(x_seq.flatten(0, 1))
         return out.unflatten(0, x_seq.shape[:2])
+
+
+class MaxPool2x2(nn.MaxPool2d):
+    """nn.MaxPool2d(2, 2) whose inference is the maximum of the window's four strided views.
+
+    torch's CPU max pooling of an NCHW tensor also computes the argmax indices that only the
+    backward needs; without autograd the same maxima come from three elementwise maxima, about
+    5x faster on the CPU (a third of an evaluation of the study's networks went to pooling).
+    With autograd it is nn.MaxPool2d itself (the gradient goes to the first maximum of each
+    window, as before)."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad or x.dim() != 4:
+            return super().forward(x)
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # floor mode: drop an odd edge
+        top, bottom = x[..., 0:h:2, :w], x[..., 1:h:2, :w]
+        rows = torch.maximum(top, bottom)
+        return torch.maximum(rows[..., 0::2], rows[..., 1::2])
