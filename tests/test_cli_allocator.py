@@ -76,3 +76,10 @@ def test_steps_reuse_freed_buffers_instead_of_faulting_pages_in():
     kept, default = _faults(), _faults(SPIKEQUANT_MALLOPT="0")
     assert default > 100_000
     assert kept < default / 4
+
+
+def test_the_python_api_offers_it():
+    import spikequant
+    from spikequant import _cpu_memory
+
+    assert spikequant.keep_freed_memory is _cpu_memory.keep_freed_memory
