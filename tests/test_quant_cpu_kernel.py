@@ -163,3 +163,21 @@ def test_the_library_is_built_once_into_the_cache(tmp_path, monkeypatch):
     again = _cpu_kernels.build(cpu_kernel.KERNEL.source, cc)
     assert again == lib and lib.stat().st_mtime_ns == stamp
     assert [p.name for p in tmp_path.iterdir()] == [lib.name]
+
+
+@needs_kernel
+def test_a_kernel_directory_others_can_write_is_refused(tmp_path, monkeypatch):
+    """A library there could have been put by someone else: no load, the torch ops run."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("SPIKEQUANT_CPU_KERNEL_DIR", str(shared))
+    cpu_kernel.KERNEL.reset()
+    try:
+        reason = unavailable_reason()
+        assert "writable by others" in reason and str(shared) in reason
+        assert not use_cpu_kernel(torch.zeros(3))
+        assert not list(shared.iterdir())  # nothing was built there either
+    finally:
+        monkeypatch.undo()
+        cpu_kernel.KERNEL.reset()

@@ -86,9 +86,11 @@ def build(source: Path, cc: str) -> Path:
     ]).encode()).hexdigest()[:16]
     out_dir = cache_dir()
     lib = out_dir / f"{source.stem}-{key}.so"
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_private(out_dir)
     if lib.exists():
+        _check_private(lib)
         return lib
-    out_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".so.part")
     os.close(fd)
     try:
@@ -105,6 +107,20 @@ def build(source: Path, cc: str) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return lib
+
+
+def _check_private(path: Path) -> None:
+    """Loading a library runs its code: only load one from a place no other user can write.
+    A PermissionError (the kernel then falls back to torch ops) names the path and the fix."""
+    if not hasattr(os, "getuid"):
+        return
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise PermissionError(
+            f"{path} is owned by another user or writable by others, so a compiled kernel there "
+            "could be replaced by someone else's code; point SPIKEQUANT_CPU_KERNEL_DIR at a "
+            "directory of your own (or chmod go-w it)"
+        )
 
 
 class CompiledKernel:
