@@ -134,8 +134,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--torch-profile", action="store_true",
                    help="also print torch.profiler's top operators (to stderr)")
+    p.add_argument("--mallopt", action="store_true",
+                   help="keep freed large buffers for reuse, as `spikequant` does when it "
+                        "starts (spikequant.keep_freed_memory)")
     add_threads_option(p)
     args = p.parse_args(argv)
+    if args.mallopt:
+        from spikequant import keep_freed_memory
+
+        keep_freed_memory()
     set_threads(args.threads)
     return args
 
