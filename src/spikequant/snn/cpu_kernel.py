@@ -15,11 +15,10 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .._cpu_kernels import SOURCES, CompiledKernel, double_p, float_p, parts, ptr
-from .surrogate import BUILTIN_SURROGATES
+from .functional import kernel_buffers, save_for_kernel_backward
+from .surrogate import SURROGATE_CODES
 
 _i64, _int, _f32 = ctypes.c_int64, ctypes.c_int, ctypes.c_float
-# the C switch numbers the built-in surrogates in registration order, as the CUDA kernel does
-SURROGATE_CODES = {name: code for code, name in enumerate(BUILTIN_SURROGATES)}
 
 KERNEL = CompiledKernel(
     SOURCES / "lif.c",
@@ -45,24 +44,15 @@ class _LIFMultiStepCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
                 store_v_seq):
-        x = x_seq.contiguous()
+        x, v0, h_seq, spikes, v_out = kernel_buffers(x_seq, v0, store_v_seq)
         steps, n = x.shape[0], x[0].numel()
         rest = 0.0 if v_reset is None else float(v_reset)
-        h_seq = torch.empty_like(x)
-        spikes = torch.empty_like(x)
-        v_out = torch.empty_like(x) if store_v_seq else torch.empty_like(x[0])
-        v0 = v0.contiguous() if v0 is not None else None
-        k_value = float(k)
         if n > 0:
             KERNEL.lib.lif_forward(ptr(x), ptr(v0), ptr(h_seq), ptr(spikes), ptr(v_out), n,
-                                   steps, k_value, float(threshold), rest, int(decay_input),
+                                   steps, float(k), float(threshold), rest, int(decay_input),
                                    int(v_reset is None), int(store_v_seq), parts(n * steps))
-        k_tensor = k if isinstance(k, torch.Tensor) else None
-        x_saved = x if (k_tensor is not None and decay_input) else None
-        ctx.save_for_backward(h_seq, v0, k_tensor, x_saved)
-        ctx.k = k_value
-        ctx.settings = (float(threshold), rest, v_reset is None, decay_input, detach_reset,
-                        kind, float(alpha), store_v_seq)
+        save_for_kernel_backward(ctx, x, h_seq, v0, k, threshold, v_reset, decay_input,
+                                 detach_reset, kind, alpha, store_v_seq)
         return spikes, v_out
 
     @staticmethod
@@ -71,6 +61,7 @@ class _LIFMultiStepCPU(torch.autograd.Function):
         h_seq, v0, k_tensor, x_saved = ctx.saved_tensors
         threshold, rest, soft, decay_input, detach, kind, alpha, store_v = ctx.settings
         steps, n = h_seq.shape[0], h_seq[0].numel()
+        k = float(k_tensor) if k_tensor is not None else ctx.k
         want_k = k_tensor is not None and ctx.needs_input_grad[2]
         want_v0 = v0 is not None and ctx.needs_input_grad[1]
         grad_s = grad_spikes.contiguous() if grad_spikes is not None else None
@@ -82,7 +73,7 @@ class _LIFMultiStepCPU(torch.autograd.Function):
         if n > 0:
             KERNEL.lib.lif_backward(
                 ptr(grad_s), ptr(grad_v), ptr(h_seq), ptr(x_saved), ptr(v0), ptr(grad_x),
-                ptr(grad_v0), n, steps, ctx.k, threshold, rest, alpha, SURROGATE_CODES[kind],
+                ptr(grad_v0), n, steps, k, threshold, rest, alpha, SURROGATE_CODES[kind],
                 int(decay_input), int(soft), int(detach), int(store_v), int(want_k), n_parts,
                 ptr(sums, double_p),
             )

@@ -155,6 +155,33 @@ def _decay_slope(t, h_seq, fired_prev, v0, x_seq, threshold, v_reset, rest):
     return slope.add_(x_seq[t]) if x_seq is not None else slope
 
 
+
+def kernel_buffers(x_seq: torch.Tensor, v0: torch.Tensor | None, store_v_seq: bool):
+    """What a fused kernel's forward (Triton or CPU) reads and writes, the arguments of
+    `_LIFMultiStep`: (contiguous input, contiguous v0 or None, fresh h, spikes and v buffers;
+    v is [T, ...] when `store_v_seq`, one step otherwise)."""
+    x = x_seq.contiguous()
+    v_out = torch.empty_like(x) if store_v_seq else torch.empty_like(x[0])
+    v0 = v0.contiguous() if v0 is not None else None
+    return x, v0, torch.empty_like(x), torch.empty_like(x), v_out
+
+
+def save_for_kernel_backward(ctx, x, h_seq, v0, k, threshold, v_reset, decay_input,
+                             detach_reset, kind, alpha, store_v_seq) -> None:
+    """Save what a fused kernel's backward reads, as `_LIFMultiStep` does: h, v0, the decay if
+    it is a (learnable) tensor and the input where the decay gradient needs it; `ctx.k` is a
+    fixed decay (None for a tensor, whose value is not read here: that would stall a GPU) and
+    `ctx.settings` (threshold, rest, soft reset, decay_input, detach_reset, surrogate, alpha,
+    store_v_seq)."""
+    k_tensor = k if isinstance(k, torch.Tensor) else None
+    x_saved = x if (k_tensor is not None and decay_input) else None
+    ctx.save_for_backward(h_seq, v0, k_tensor, x_saved)
+    ctx.k = None if k_tensor is not None else float(k)
+    rest = 0.0 if v_reset is None else float(v_reset)
+    ctx.settings = (float(threshold), rest, v_reset is None, decay_input, detach_reset, kind,
+                    float(alpha), store_v_seq)
+
+
 def check_sequence(x_seq: torch.Tensor, v0: torch.Tensor | None) -> torch.Tensor:
     """`x_seq` if it is [T, B, ...] and `v0` (if given) one step of it; else a ValueError."""
     if x_seq.dim() < 2:

@@ -21,11 +21,9 @@ import triton
 import triton.language as tl
 from torch.autograd.function import once_differentiable
 
-from .surrogate import BUILTIN_SURROGATES
+from .functional import kernel_buffers, save_for_kernel_backward
+from .surrogate import SURROGATE_CODES
 
-# The backward kernel's surrogate switch: the built-in surrogates numbered in registration
-# order. A neuron with a surrogate registered later runs the torch implementation.
-SURROGATE_CODES = {name: code for code, name in enumerate(BUILTIN_SURROGATES)}
 BLOCK = 512
 
 
@@ -183,13 +181,9 @@ class _LIFMultiStepTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
                 store_v_seq):
-        x = x_seq.contiguous()
+        x, v0, h_seq, spikes, v_out = kernel_buffers(x_seq, v0, store_v_seq)
         steps, n = x.shape[0], x[0].numel()
         rest = 0.0 if v_reset is None else float(v_reset)
-        h_seq = torch.empty_like(x)
-        spikes = torch.empty_like(x)
-        v_out = torch.empty_like(x) if store_v_seq else torch.empty_like(x[0])
-        v0 = v0.contiguous() if v0 is not None else None
         k_ptr, k_value, k_from_ptr = _decay_args(k, x)
         if n > 0:
             _lif_forward_kernel[_grid(n)](
@@ -198,12 +192,8 @@ class _LIFMultiStepTriton(torch.autograd.Function):
                 HAS_V0=v0 is not None, K_FROM_PTR=k_from_ptr, DECAY_INPUT=decay_input,
                 SOFT_RESET=v_reset is None, STORE_V=store_v_seq, BLOCK_SIZE=BLOCK,
             )
-        k_tensor = k if isinstance(k, torch.Tensor) else None
-        x_saved = x if (k_tensor is not None and decay_input) else None
-        ctx.save_for_backward(h_seq, v0, k_tensor, x_saved)
-        ctx.k = None if k_tensor is not None else float(k)
-        ctx.settings = (float(threshold), rest, v_reset is None, decay_input, detach_reset,
-                        kind, float(alpha), store_v_seq)
+        save_for_kernel_backward(ctx, x, h_seq, v0, k, threshold, v_reset, decay_input,
+                                 detach_reset, kind, alpha, store_v_seq)
         return spikes, v_out
 
     @staticmethod

@@ -134,6 +134,11 @@ BUILTIN_SURROGATES: tuple[str, ...] = tuple(
     )
 )
 
+# The fused kernels' surrogate switch (CUDA: kernels_triton.py, CPU: csrc/lif.c): the built-in
+# surrogates numbered in registration order. A neuron with one registered later runs the torch
+# implementation.
+SURROGATE_CODES: dict[str, int] = {name: code for code, name in enumerate(BUILTIN_SURROGATES)}
+
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
     return (x >= 0).to(x.dtype)
