@@ -118,7 +118,7 @@ class Worker:
         import torch
 
         if args.mallopt:  # every contender alike, before its first large tensor
-            from spikequant._cpu_memory import keep_freed_memory
+            from spikequant import keep_freed_memory
 
             keep_freed_memory()
         torch.manual_seed(args.seed)
@@ -409,7 +409,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "tensors with 2 MiB pages, far fewer page faults per step")
     p.add_argument("--mallopt", action="store_true",
                    help="for every contender, what `spikequant` does when it starts "
-                        "(spikequant._cpu_memory.keep_freed_memory): glibc keeps freed large "
+                        "(spikequant.keep_freed_memory): glibc keeps freed large "
                         "buffers for reuse, so a step's fresh full-size tensors fault no pages")
     p.add_argument("--contenders", default="",
                    help=f"comma-separated subset of {','.join(CONTENDERS)} (default all)")

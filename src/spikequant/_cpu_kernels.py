@@ -25,6 +25,7 @@ they are the reference the kernels are tested against (same values up to float r
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -65,6 +66,7 @@ def compiler() -> str | None:
     return None
 
 
+@functools.cache
 def _cpu_signature() -> str:
     """What -march=native depends on: the CPU model and its instruction-set flags."""
     try:
@@ -75,11 +77,16 @@ def _cpu_signature() -> str:
     return "\n".join(dict.fromkeys(keep))
 
 
+@functools.cache
+def _compiler_version(cc: str) -> str:
+    """`cc --version`, asked once a process (every kernel's cache key holds it)."""
+    return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60).stdout
+
+
 def build(source: Path, cc: str) -> Path:
     """Compile `source` into the cache and return the library's path (the one already there
     when it is). Atomic: a compile that fails or is killed half-way leaves no library."""
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True,
-                             timeout=60).stdout
+    version = _compiler_version(cc)
     headers = [h.read_text() for h in sorted(source.parent.glob("*.h"))]
     key = hashlib.sha256("\0".join([
         source.read_text(), *headers, cc, version, " ".join(CFLAGS + OPENMP), _cpu_signature(),

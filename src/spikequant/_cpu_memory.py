@@ -17,7 +17,6 @@ GLIBC_TUNABLES the user set (theirs wins). Other C libraries (musl, macOS) are l
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 

@@ -3,10 +3,11 @@
        Q(w) = alpha * (h * sigmoid(T * (beta * w - b)) + q0)
 
    Built at first use by spikequant/_cpu_kernels.py (`cc -O3 -march=native -fopenmp`) and
-   called through ctypes by quant/cpu_kernel.py. The flattened weight is cut into `parts` equal ranges, shared out among
-   OpenMP threads; torch loaded its libgomp first, so these are torch's own intra-op threads
-   (torch.set_num_threads). Each part sums its alpha and beta gradients into its own slot, and
-   the caller adds the slots in order: the result does not depend on which thread ran what.
+   called through ctypes by quant/cpu_kernel.py. The flattened weight is cut into `parts`
+   equal ranges, shared out among OpenMP threads; torch loaded its libgomp first, so these are
+   torch's own intra-op threads (torch.set_num_threads). Each part sums its alpha and beta
+   gradients into its own slot, and the caller adds the slots in order: the result does not
+   depend on which thread ran what.
    alpha and beta hold one value per row of `row_len` weights (per output channel), or one
    value for the whole tensor (`rows_share_scale`). exp is exp_poly.h's. */
 

@@ -135,8 +135,10 @@ static void backward_range(const float *restrict grad_s, const float *restrict g
                 for (int j = 0; j < m; j++) gh[j] += carry[j] * (1.0f - threshold * sg[j]);
             } else if (!detach_reset) {
 #pragma omp simd
-                for (int j = 0; j < m; j++)
-                    gh[j] += carry[j] * ((rest - ht[j]) * sg[j] + (ht[j] >= threshold ? 0.0f : 1.0f));
+                for (int j = 0; j < m; j++) {
+                    float kept = ht[j] >= threshold ? 0.0f : 1.0f; /* dv/dh where no spike */
+                    gh[j] += carry[j] * ((rest - ht[j]) * sg[j] + kept);
+                }
             } else if (soft_reset) {
 #pragma omp simd
                 for (int j = 0; j < m; j++) gh[j] += carry[j];
@@ -149,8 +151,10 @@ static void backward_range(const float *restrict grad_s, const float *restrict g
                 if (t > 0) {
                     const float *restrict hp = h + at - n;
 #pragma omp simd
-                    for (int j = 0; j < m; j++)
-                        vp[j] = hp[j] >= threshold ? (soft_reset ? hp[j] - threshold : rest) : hp[j];
+                    for (int j = 0; j < m; j++) {
+                        float reset_to = soft_reset ? hp[j] - threshold : rest;
+                        vp[j] = hp[j] >= threshold ? reset_to : hp[j];
+                    }
                 } else if (v0) {
                     for (int j = 0; j < m; j++) vp[j] = v0[c0 + j];
                 } else {

@@ -86,7 +86,7 @@ class MaxPool2x2(nn.MaxPool2d):
         super().__init__(2, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and x.requires_grad or x.dim() != 4:
+        if (torch.is_grad_enabled() and x.requires_grad) or x.dim() != 4:
             return super().forward(x)
         h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # floor mode: drop an odd edge
         top, bottom = x[..., 0:h:2, :w], x[..., 1:h:2, :w]
