@@ -72,3 +72,15 @@ class UnsupportedExport(SpikequantError, NotImplementedError):
 
 class KernelsUnavailable(SpikequantError, RuntimeError):
     """Kernels asked for by name (SPIKEQUANT_KERNELS) that cannot run on this machine."""
+
+
+class UnknownComponent(SpikequantError, ValueError):
+    """A quantizer, neuron, surrogate, dataset or network name that nothing registered."""
+
+
+class OptionError(SpikequantError, ValueError):
+    """An option a component does not declare, or a value of the wrong type for it."""
+
+
+class PluginError(SpikequantError, ImportError):
+    """A plugin module (`--plugin`, `plugins = [...]`, an entry point) that fails to import."""

@@ -46,7 +46,53 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}_cmd").register(sub)
+    for command in sub.choices.values():  # train's comes from TrainConfig
+        if "--plugin" not in command._option_string_actions:
+            command.add_argument("--plugin", action="append", metavar="MODULE", dest="plugins",
+                                 help=PLUGIN_HELP)
     return parser
+
+
+PLUGIN_HELP = ("import MODULE first (a module name or a .py file; repeatable): it registers "
+               "quantizers, neurons, datasets or networks by name")
+
+
+def plugins_named(argv: list[str]) -> list[str]:
+    """The plugins a command line asks for: each --plugin, then the `plugins` list of its
+    --config file (read here, before the parser is built, so that --quantizer and --dataset
+    know the names the plugins register)."""
+    found: list[str] = []
+    config = None
+    for i, arg in enumerate(argv):
+        for flag, into in (("--plugin", "plugin"), ("--config", "config")):
+            value = None
+            if arg == flag and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif arg.startswith(flag + "="):
+                value = arg.split("=", 1)[1]
+            if value is not None and into == "plugin":
+                found.append(value)
+            elif value is not None:
+                config = value
+    if config is not None:
+        found += _config_plugins(config)
+    return list(dict.fromkeys(found))
+
+
+def _config_plugins(path: str) -> list[str]:
+    from ..errors import ConfigError
+    from ..train.config_file import read_toml
+
+    try:
+        data = read_toml(path)
+    except FileNotFoundError:
+        return []  # the command itself reports the missing file
+    table = data.get("train", data)
+    plugins = table.get("plugins", []) if isinstance(table, dict) else []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f"plugins in {path} must be a list of module names or .py files, "
+                          f"got {plugins!r}")
+    return plugins
 
 
 def error_line(err: BaseException) -> str:
@@ -58,12 +104,26 @@ def error_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+def _load_plugins(argv: list[str]) -> None:
+    """The installed plugins (entry points), then those the command line names."""
+    from ..plugins import load_installed_plugins, load_plugins
+
+    load_installed_plugins()
+    load_plugins(plugins_named(argv))
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..errors import SpikequantError
     from .argtypes import join_list_values
 
+    argv = join_list_values(sys.argv[1:] if argv is None else argv)
+    try:
+        _load_plugins(argv)
+    except SpikequantError as err:
+        print(f"spikequant: error: {error_line(err)}", file=sys.stderr)
+        return 2
     parser = build_parser()
-    args = parser.parse_args(join_list_values(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

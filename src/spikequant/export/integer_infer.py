@@ -91,13 +91,14 @@ class IntegerNetwork(nn.Module):
     @classmethod
     def _from_file(cls, path: Path, info: dict, tensors: dict, state_bits: int | None):
         from ..models import build_float_on_meta
-        from ..models.registry import ARCH_KEYS
+        from ..models.registry import architecture_keys
 
         config = info.get("model_config")
         if not config:
             raise ValueError(f"{path} has no model_config: the integer path runs the registered "
                              "networks (spikequant.models) only")
-        twin = build_float_on_meta(config["name"], **{k: config[k] for k in ARCH_KEYS
+        twin = build_float_on_meta(config["name"], **{k: config[k] for k in
+                                                      architecture_keys(config["name"])
                                                       if k in config})
         layers = {e["key"].removesuffix(".weight"): e for e in info["layers"]}
         floats = [n for n, m in twin.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))

@@ -132,7 +132,21 @@ def serialize_packed(
         "spikequant": json.dumps(info, default=str, separators=(",", ":")),
     }
     header["sha256"] = _content_hash(header, tensors)
-    return st_save(tensors, metadata=header)
+    return _with_sorted_metadata(st_save(tensors, metadata=header))
+
+
+def _with_sorted_metadata(data: bytes) -> bytes:
+    """`data` with its header's metadata entries in sorted order: safetensors writes them in
+    the order of a hash map, which changes from one process to the next, and the same model
+    should be the same file. The entries keep their text, so the header keeps its length."""
+    (size,) = struct.unpack("<Q", data[:8])
+    raw = data[8:8 + size]
+    header = json.loads(raw)
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > size:  # a writer whose JSON is not the compact form: leave it as it is
+        return data
+    return data[:8] + text + b" " * (size - len(text)) + data[8 + size:]
 
 
 def packed_model_bytes(

@@ -314,9 +314,9 @@ def _model_input_shape(model: nn.Module) -> tuple[int, ...]:
     config = getattr(model, "config", None) or {}
     if "name" not in config:
         raise ValueError("pass input_shape=(C, H, W): the network has no registered model_config")
-    from ..models import model_spec
+    from ..models import model_recipe
 
-    return tuple(model_spec(config["name"]).input_shape)
+    return tuple(model_recipe(config["name"]).input_shape)
 
 
 def to_nir(

@@ -19,11 +19,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .base import QuantizedWeight, WeightQuantizer
-from .registry import quantizer_class, quantizer_names
-
-# the built-in quantizers (quant/__init__.py registers them); quantizer_names() also has any
-# registered since
-QUANTIZERS = quantizer_names()
+from .registry import quantizer_class
 
 
 def make_quantizer(
