@@ -9,16 +9,11 @@ import dataclasses
 import json
 import os
 import textwrap
-import typing
-from typing import Any
 
 from ..train.config import TrainConfig
-from ..train.setting import GROUPS, choices_of, default_shown, flag_of, help_of
-from . import argtypes
-from ._common import quantizer_help
+from ..train.setting import GROUPS, default_shown, flag_of, help_of
+from .setting_args import add_setting
 
-# Help written beside other commands' options of the same name, shared with them.
-SHARED_HELP = {"quantizer": quantizer_help}
 SHOWN = ("dataset", "quantizer", "bits", "test_accuracy", "best_test_accuracy",
          "memory_savings", "train_seconds")
 
@@ -45,49 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     for f in dataclasses.fields(TrainConfig):
         flag = flag_of(f)
         if flag is not None:
-            groups[f.metadata["group"]].add_argument(*_names(f, flag), **_options(f))
+            add_setting(groups[f.metadata["group"]], f)
     p.set_defaults(func=run)
-
-
-def _names(f: dataclasses.Field, flag: str) -> tuple[str, ...]:
-    short = f.metadata.get("short")
-    return (flag, short) if short else (flag,)
-
-
-def _options(f: dataclasses.Field) -> dict[str, Any]:
-    meta = f.metadata
-    options: dict[str, Any] = {"dest": f.name, "default": None}
-    if f.type in (bool, "bool"):
-        options.update(action="store_const", const=not f.default)
-    elif meta.get("repeat"):
-        options["action"] = "append"
-    else:
-        options["type"] = _arg_type(f)
-        options["choices"] = choices_of(f)
-    if meta.get("metavar"):
-        options["metavar"] = meta["metavar"]
-    options["help"] = argparse.SUPPRESS if meta.get("hidden") else _help(f)
-    return options
-
-
-def _help(f: dataclasses.Field) -> str:
-    text = SHARED_HELP[f.name]() if f.name in SHARED_HELP else help_of(f)
-    shown = default_shown(f) if f.type not in (bool, "bool") else None
-    return f"{text} [default: {shown}]".replace("%", "%%") if shown else text.replace("%", "%%")
-
-
-def _arg_type(f: dataclasses.Field):
-    """The argparse type of a field: named in its metadata, else its number type and range."""
-    named = f.metadata.get("arg_type")
-    if named:
-        return str if named == "str" else getattr(argtypes, named)
-    hints = typing.get_type_hints(TrainConfig)
-    kinds = set(typing.get_args(hints[f.name]) or (hints[f.name],)) - {type(None)}
-    number = next((k for k in (int, float) if k in kinds), None)
-    bounds = f.metadata.get("bounds")
-    if number is None or bounds is None or bounds.low is None:
-        return number or str
-    return argtypes.at_least(bounds.low, integer=number is int, above=bounds.above)
 
 
 def _config_only_help() -> str:

@@ -141,7 +141,7 @@ class EventFrameDataset(Dataset):
 def _frame_spec(info: DatasetInfo, time_steps, split_by, resize, denoise) -> FrameSpec:
     if split_by not in SPLIT_MODES:
         raise ValueError(f"split_by must be one of {SPLIT_MODES}, not {split_by!r}")
-    steps = int(time_steps or info.default_time_steps)
+    steps = info.time_steps(time_steps)
     if steps < 1:
         raise ValueError(f"time_steps must be >= 1, got {time_steps}")
     if resize == "default":

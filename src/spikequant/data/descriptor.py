@@ -65,6 +65,10 @@ class DatasetInfo:
         height, width = self.resize or (self.sensor_size[1], self.sensor_size[0])
         return (self.sensor_size[2], height, width)
 
+    def time_steps(self, given: int | None = None) -> int:
+        """The frames a sample: `given`, else the dataset's default."""
+        return int(given) if given else self.default_time_steps
+
     @property
     def file_splits(self) -> tuple[str, ...]:
         """The splits `find` is asked for."""

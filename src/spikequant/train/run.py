@@ -52,12 +52,6 @@ class Run:
         return getattr(self.model, "module", self.model)
 
 
-def default_time_steps(cfg: TrainConfig) -> int:
-    from ..data import dataset_info
-
-    return cfg.time_steps or dataset_info(cfg.dataset).default_time_steps
-
-
 def build_model(cfg: TrainConfig) -> nn.Module:
     """The network of a validated `cfg`, quantized as it says."""
     from ..models import build
@@ -85,7 +79,9 @@ def setup(cfg: TrainConfig) -> Run:
     ctx = init_distributed(cfg.device)
     device = f"cuda:{ctx.local_rank}" if cfg.device == "cuda" and ctx.enabled else cfg.device
     seed_everything(cfg.seed, cfg.deterministic)
-    cfg.time_steps = default_time_steps(cfg)
+    from ..data import dataset_info
+
+    cfg.time_steps = dataset_info(cfg.dataset).time_steps(cfg.time_steps)
     loaders = make_loaders(cfg, ctx)
     model = build_model(cfg)
     init_info = None
