@@ -216,6 +216,10 @@ def test_a_plugin_file_given_with_the_plugin_option(tmp_path, bars):
     assert "--plugin" in without.stderr  # the message says how to register one
     results = _train_export_infer(tmp_path, bars, ["--plugin", plugin], None)
     _check(*results, tmp_path / "run")
+    forgot = _spikequant(["infer", "--model", tmp_path / "bars.sqp"], tmp_path)
+    assert forgot.returncode == 2 and "Traceback" not in forgot.stderr
+    assert (f"uses network 'labbars', neuron 'lab_alif', which nothing in this process "
+            f"registers; it was trained with --plugin {plugin}: pass the same") in forgot.stderr
 
 
 def test_a_plugin_that_fails_is_one_clear_line(tmp_path):

@@ -287,7 +287,7 @@ def load_packed(
     path = Path(path)
     info, state = packed_state_dict(path)
     if model is None:
-        model = _build(path, info.get("model_config"), state)
+        model = _build(path, info.get("model_config"), state, _recorded_plugins(info))
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:
@@ -299,15 +299,26 @@ def load_packed(
     return model.to(device).eval(), info.get("metadata", {})
 
 
-def _build(path: Path, config: dict | None, state: dict[str, torch.Tensor]) -> nn.Module:
+def _recorded_plugins(info: dict) -> list[str] | None:
+    """The plugins the run behind a file was trained with, if the file says."""
+    metadata = info.get("metadata")
+    run = metadata.get("run") if isinstance(metadata, dict) else None
+    plugins = run.get("plugins") if isinstance(run, dict) else None
+    return [str(p) for p in plugins] if isinstance(plugins, list) else None
+
+
+def _build(path: Path, config: dict | None, state: dict[str, torch.Tensor],
+           plugins: list[str] | None = None) -> nn.Module:
     if not config:
         raise ValueError(
             f"{path} has no model_config (the network was not built by spikequant.models); "
             "pass model=<an unquantized network of the same architecture> to load_packed"
         )
     from ..models import build
+    from ..models.registry import check_components
     from ..models.shapes import shape_mismatch
 
+    check_components(config, plugins, str(path), quantizer=False)
     # Checked on the meta device first: a config declaring a huge network is refused before
     # it is allocated, whatever the file's hash says (anyone can compute a hash).
     problem = shape_mismatch(config, state)

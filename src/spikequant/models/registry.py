@@ -307,6 +307,40 @@ def _check_state_bits(state_bits: int | None, quantizer: str, overrides: dict[st
         refuse_float_weights(quantizer, overrides.get("exclude"))
 
 
+def check_components(config: Mapping[str, Any], plugins: Sequence[str] | None,
+                     source: str, quantizer: bool = True) -> None:
+    """UnknownComponent when the network, quantizer (unless `quantizer` is False: a packed
+    file's weights need none) or neuron a recorded `config` names is not registered in this
+    process, saying which plugins the run was trained with (so which `--plugin` to pass) when
+    it recorded them."""
+    from ..quant import QUANTIZERS
+    from ..snn import NEURONS
+
+    if not isinstance(config, Mapping):
+        return
+    wanted = [("network", config.get("name"), lambda n: n in MODELS or n in DATASETS),
+              ("quantizer", config.get("quantizer") if quantizer else None,
+               lambda n: n in QUANTIZERS),
+              ("neuron", config.get("neuron"), lambda n: n in NEURONS)]
+    missing = [(kind, name) for kind, name, known in wanted
+               if isinstance(name, str) and not known(name)]
+    if not missing:
+        return
+    from ..plugins import load_installed_plugins
+
+    load_installed_plugins()
+    missing = [(kind, name) for kind, name, known in wanted
+               if isinstance(name, str) and not known(name)]
+    if not missing:
+        return
+    names = ", ".join(f"{kind} {name!r}" for kind, name in missing)
+    given = list(plugins or ())
+    how = (f"it was trained with {' '.join(f'--plugin {p}' for p in given)}: pass the same"
+           if given else "import the module that registers it with --plugin MODULE")
+    raise UnknownComponent(f"{source} uses {names}, which nothing in this process registers; "
+                           f"{how}")
+
+
 def architecture_keys(name: str) -> tuple[str, ...]:
     """The options that shape the network `name` (the keys of its model_config besides the
     quantization ones)."""
