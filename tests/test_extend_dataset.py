@@ -54,6 +54,7 @@ def moving_bars(tmp_path):
     register_dataset(MOVING_BARS)
     yield tmp_path
     unregister_dataset("movingbars")
+    assert "movingbars" not in DATASETS  # registered for one test only
 
 
 def test_the_new_dataset_is_read_split_and_turned_into_frames(moving_bars):
@@ -81,7 +82,3 @@ def test_train_runs_on_the_new_dataset_through_the_cli(moving_bars, tmp_path, ca
     assert metrics["epochs"] == 1 and 0.0 <= metrics["test_accuracy"] <= 1.0
     assert metrics["split"]["files_found"] == 48 and metrics["split"]["num_test"] == 12
     assert metrics["num_weights"] > 0 and metrics["memory_savings"] > 8
-
-
-def test_the_new_dataset_is_unregistered_after_its_tests():
-    assert "movingbars" not in DATASETS

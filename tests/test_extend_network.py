@@ -47,6 +47,7 @@ def mlp():
     register_model(RECIPE)
     yield RECIPE
     unregister_model(RECIPE.name)
+    assert "digits_mlp" not in MODELS  # registered for one test only
 
 
 def test_build_makes_it_quantized_with_a_config_that_rebuilds_it(mlp):
@@ -78,7 +79,3 @@ def test_it_trains_exports_and_infers_through_the_command(mlp, ndigits_dir, tmp_
         assert main([str(a) for a in argv]) == 0
         results.append(json.loads(capsys.readouterr().out))
     assert results[0]["correct"] == results[1]["correct"] and results[0]["total"] == 359
-
-
-def test_it_is_forgotten_after_its_tests():
-    assert "digits_mlp" not in MODELS
