@@ -15,6 +15,8 @@ import pytest
 import torch
 from torch import nn
 
+from spikequant.errors import OptionError
+from spikequant.models import build
 from spikequant.snn import (
     LIF,
     NEURONS,
@@ -23,8 +25,6 @@ from spikequant.snn import (
     make_neuron,
     unregister_neuron,
 )
-from spikequant.errors import OptionError
-from spikequant.models import build
 from spikequant.train import fit
 from spikequant.train.config import TrainConfig
 
