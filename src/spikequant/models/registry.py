@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..data.registry import DATASETS, DatasetInfo, dataset_info
+from ..errors import ConfigError
 from ..quant import quantize_model
 from ..quant.registry import is_float_quantizer
 from ..snn.fixed_point import check_state_bits
@@ -107,28 +108,44 @@ def model_spec(name: str) -> ModelSpec:
         return MODELS[name]
     if name in DATASETS:
         return ModelSpec(name, GENERIC_DESCRIPTION, **copy.deepcopy(GENERIC_ARCHITECTURE))
-    raise ValueError(
+    raise ConfigError(
         f"unknown model {name!r}; choose one of {', '.join(dict.fromkeys([*MODELS, *DATASETS]))}"
     )
 
 
 def _input_size(value: int | Sequence[int]) -> list[int]:
-    size = [int(value)] * 2 if isinstance(value, int) else [int(v) for v in value]
+    size = [value] * 2 if isinstance(value, int) else list(value)
     if len(size) != 2:
-        raise ValueError(f"input_size must be an int or (height, width), got {value!r}")
+        raise ConfigError(f"input_size must be an int or (height, width), got {value!r}")
     return size
+
+
+def _check_counts(arch: dict[str, Any]) -> None:
+    """ConfigError for a layer size that is not a whole number >= 1 (torch would say
+    "negative dimension", or build a network of another size from 2.5)."""
+    for key in ("channels", "hidden", "votes", "input_size"):
+        value = arch[key]
+        if key == "hidden" and value is None:
+            continue
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                             for v in values):
+            raise ConfigError(f"{key} must be a whole number >= 1"
+                              f"{' (or a list of them)' if key == 'channels' else ''}"
+                              f"{' or None' if key == 'hidden' else ''}, got {value!r}")
 
 
 def _architecture(spec: ModelSpec, overrides: dict[str, Any]) -> dict[str, Any]:
     unknown = set(overrides) - set(ARCH_KEYS) - set(QUANT_KEYS)
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown override(s) {', '.join(sorted(unknown))} for model {spec.name!r}; "
             f"allowed: {', '.join((*ARCH_KEYS, *QUANT_KEYS))}"
         )
     arch = {**COMMON_DEFAULTS, "input_size": list(spec.input_shape[1:]), **spec.defaults}
     arch.update({k: v for k, v in overrides.items() if k in ARCH_KEYS})
     arch["input_size"] = _input_size(arch["input_size"])
+    _check_counts(arch)
     return arch
 
 
