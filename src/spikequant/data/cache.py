@@ -80,7 +80,7 @@ class FrameCache:
         path = self.path(key)
         try:
             frames = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a miss, or a cache never made
             return None
         except (ValueError, OSError, EOFError) as err:
             return self._bad_entry(path, source, f"cannot be read ({err})")
