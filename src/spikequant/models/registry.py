@@ -125,14 +125,15 @@ def _check_counts(arch: dict[str, Any]) -> None:
     "negative dimension", or build a network of another size from 2.5)."""
     for key in ("channels", "hidden", "votes", "input_size"):
         value = arch[key]
-        if key == "hidden" and value is None:
+        if key == "hidden" and value in (None, 0):  # no hidden layer (TOML has no None)
             continue
         values = list(value) if isinstance(value, (list, tuple)) else [value]
         if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
                              for v in values):
             raise ConfigError(f"{key} must be a whole number >= 1"
                               f"{' (or a list of them)' if key == 'channels' else ''}"
-                              f"{' or None' if key == 'hidden' else ''}, got {value!r}")
+                              f"{' (0 or None: no hidden layer)' if key == 'hidden' else ''}"
+                              f", got {value!r}")
 
 
 def _architecture(spec: ModelSpec, overrides: dict[str, Any]) -> dict[str, Any]:
