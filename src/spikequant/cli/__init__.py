@@ -92,26 +92,36 @@ def one_line_warnings(command: str) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .. import environment
     from .._signals import handled
+
+    command: list[str] = []  # the subcommand, once parsed: named in the interrupted line
+    with handled():  # from the start: a signal while torch is imported unwinds as well
+        try:
+            return _run(sys.argv[1:] if argv is None else argv, command)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (_signals.Interrupted)
+            name = getattr(stop, "name", "SIGINT")
+            where = f"spikequant {command[0]}" if command else "spikequant"
+            then = ON_INTERRUPT.get(command[0] if command else "", "no file was left half-written")
+            print(f"{where}: interrupted ({name}): {then}", file=sys.stderr)
+            return getattr(stop, "exit_status", 130)
+
+
+def _run(argv: list[str], command: list[str]) -> int:
+    from .. import environment
     from ..errors import SpikequantError
     from .argtypes import join_list_values
 
     parser = build_parser()
-    args = parser.parse_args(join_list_values(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(join_list_values(argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    with handled(), one_line_warnings(args.command):
+    command.append(args.command)
+    with one_line_warnings(args.command):
         try:
             for line in environment.check_environment():
                 print(f"spikequant {args.command}: warning: {line}", file=sys.stderr)
             return int(args.func(args) or 0)
-        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (_signals.Interrupted)
-            name = getattr(stop, "name", "SIGINT")
-            then = ON_INTERRUPT.get(args.command, "no file was left half-written")
-            print(f"spikequant {args.command}: interrupted ({name}): {then}", file=sys.stderr)
-            return getattr(stop, "exit_status", 130)
         except BrokenPipeError:
             # output piped into `head` and closed early: not an error of ours
             sys.stderr.close()
