@@ -274,10 +274,16 @@ def test_triton_mode_on_cpu_without_the_interpreter_is_a_clear_error(monkeypatch
 
 
 def test_unknown_mode_in_the_environment_is_refused():
+    """Refused where a kernel is chosen (not at import, which would make every import of
+    spikequant fail with a traceback), as a ConfigError naming the variable and its value."""
     import subprocess
 
+    probe = ("import spikequant._kernels as k\n"
+             "try:\n    k.kernel_mode()\n"
+             "except __import__('spikequant.errors').errors.ConfigError as err:\n"
+             "    raise SystemExit(str(err))")
     done = subprocess.run(
-        [sys.executable, "-c", "import spikequant._kernels"], capture_output=True, text=True,
+        [sys.executable, "-c", probe], capture_output=True, text=True,
         env={**os.environ, "SPIKEQUANT_KERNELS": "fast"}, timeout=120,
     )
     assert done.returncode != 0 and "SPIKEQUANT_KERNELS='fast'" in done.stderr

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from spikequant import quantize_model as top_level_quantize_model
+from spikequant.errors import ModelError
 from spikequant.quant import (
     IdentityQuantizer,
     QuantConv2d,
@@ -232,11 +233,17 @@ def test_exclude_pattern_that_matches_nothing_is_an_error():
         quantize_model(make_net(), exclude=[3])
 
 
-def test_quantizing_twice_does_not_quantize_twice():
+def test_quantizing_twice_is_refused_unless_the_quantized_layers_are_left_out():
+    """A second call would leave the quantized layers with the first call's quantizer, not the
+    one it asks for: refused, the model untouched; `exclude` quantizes the rest."""
     model = quantize_model(make_net(), "sigmoid", bits=1, exclude=["classifier"])
     first = weight_quantizer(model.features[0])
     w = float_weight(model.features[0])
-    quantize_model(model, "ste", bits=2)
+    with pytest.raises(ModelError, match="'features.0', 'features.2', 'head.1' are quantized "
+                                         "already \\(SigmoidQuantizer\\).*exclude"):
+        quantize_model(model, "ste", bits=2)
+    assert type(model.classifier) is nn.Linear
+    quantize_model(model, "ste", bits=2, exclude=["features", "head"])
     assert weight_quantizer(model.features[0]) is first
     assert len(model.features[0].parametrizations.weight) == 1
     assert float_weight(model.features[0]) is w
@@ -290,7 +297,7 @@ def test_float_layers_have_no_codes():
 
 def test_set_temperature_reaches_every_sigmoid_quantizer():
     model = quantize_model(make_net(), "sigmoid", bits=1, exclude=["classifier"])
-    quantize_model(model, "ste", bits=1)  # a baseline ignores T
+    quantize_model(model, "ste", bits=1, exclude=["features", "head"])  # a baseline ignores T
     set_temperature(model, 123.0)
     temps = [float(q.temperature) for _, _, q in quantized_layers(model) if hasattr(q, "alpha")]
     assert temps == [123.0] * 3

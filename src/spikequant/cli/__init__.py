@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .._cpu_memory import keep_freed_memory
+from ..errors import ConfigError
 
 # Freed large CPU buffers stay in the process for the next step's tensors of the same size
 # instead of being unmapped and faulted in again (~16 k page faults for each fresh 67 MB tensor
@@ -15,7 +19,10 @@ from .._cpu_memory import keep_freed_memory
 # thresholds raised (spikequant._cpu_memory; SPIKEQUANT_MALLOPT=0 turns it off). Measured
 # against torch's 2 MiB-page allocation (THP_MEM_ALLOC_ENABLE=1, which this command set
 # before): faster with the compiled CPU kernels, so that is no longer set (BENCHMARKS.md).
-keep_freed_memory()
+try:
+    keep_freed_memory()
+except ConfigError:
+    pass  # a SPIKEQUANT_MALLOPT it does not take: main() reports it as the command starts
 
 # (module, one-line help) in the order `spikequant --help` lists them.
 COMMANDS = (
@@ -29,6 +36,14 @@ COMMANDS = (
     "datasets",
     "models",
 )
+
+# What the line printed for an interrupted command adds: how to continue.
+ON_INTERRUPT = {
+    "train": "every file in --out is complete; run it again with --resume to continue from "
+             "the last finished epoch",
+    "demo": "every file written is complete; run it again to continue",
+    "sweep": "finished runs are kept; run the same sweep again to continue",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,11 +127,45 @@ def _load_plugins(argv: list[str]) -> None:
     load_plugins(plugins_named(argv))
 
 
+@contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """Print spikequant's own warnings as `spikequant COMMAND: warning: ...` (one line, no
+    source location); other packages' warnings keep Python's format."""
+    default = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if not category.__module__.startswith("spikequant"):
+            return default(message, category, filename, lineno, line)
+        return f"spikequant {command}: warning: {' '.join(str(message).split())}\n"
+
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = default
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .._signals import handled
+
+    command: list[str] = []  # the subcommand, once parsed: named in the interrupted line
+    with handled():  # from the start: a signal while torch is imported unwinds as well
+        try:
+            return _run(sys.argv[1:] if argv is None else argv, command)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (_signals.Interrupted)
+            name = getattr(stop, "name", "SIGINT")
+            where = f"spikequant {command[0]}" if command else "spikequant"
+            then = ON_INTERRUPT.get(command[0] if command else "", "no file was left half-written")
+            print(f"{where}: interrupted ({name}): {then}", file=sys.stderr)
+            return getattr(stop, "exit_status", 130)
+
+
+def _run(argv: list[str], command: list[str]) -> int:
+    from .. import environment
     from ..errors import SpikequantError
     from .argtypes import join_list_values
 
-    argv = join_list_values(sys.argv[1:] if argv is None else argv)
+    argv = join_list_values(argv)
     try:
         _load_plugins(argv)
     except SpikequantError as err:
@@ -127,16 +176,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # output piped into `head` and closed early: not an error of ours
-        sys.stderr.close()
-        return 0
-    except (SpikequantError, ValueError, OSError, FloatingPointError, MemoryError) as err:
-        # the errors bad input, bad files and full disks raise: one line, never a traceback
-        print(f"spikequant {args.command}: error: {error_line(err)}", file=sys.stderr)
-        return 2
+    command.append(args.command)
+    with one_line_warnings(args.command):
+        try:
+            for line in environment.check_environment():
+                print(f"spikequant {args.command}: warning: {line}", file=sys.stderr)
+            return int(args.func(args) or 0)
+        except BrokenPipeError:
+            # output piped into `head` and closed early: not an error of ours
+            sys.stderr.close()
+            return 0
+        except (SpikequantError, ValueError, OSError, FloatingPointError, MemoryError) as err:
+            # the errors bad input, bad files and full disks raise: one line, never a traceback
+            print(f"spikequant {args.command}: error: {error_line(err)}", file=sys.stderr)
+            return 2

@@ -229,11 +229,12 @@ def open_recordings(
     _warn_if_partial(info, split_info)
     frame_cache = None
     if cache:
-        cache_root = writable_cache_root(root, options.get("cache_dir"))
+        cache_root, origin = writable_cache_root(root, options.get("cache_dir"))
         frame_cache = FrameCache(
             cache_root,
             {"dataset": info.name, **spec.as_dict(), "sensor": list(info.sensor_size)},
             shape=(spec.time_steps, 2, *spec.out_hw),
+            origin=origin,
         )
     split_info["frames"] = spec.as_dict()
     return EventFrameDataset(

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ModelFileError
 from ..models.fixed_point_forward import run_program
 from ..models.integer_program import (
     IntegerProgram,
@@ -85,8 +86,8 @@ class IntegerNetwork(nn.Module):
         try:
             return cls._from_file(path, info, tensors, state_bits)
         except (KeyError, TypeError) as err:
-            raise ValueError(f"{path}: its metadata lacks or misstates a field ({err!r}); export "
-                             "it again with `spikequant export`") from None
+            raise ModelFileError(f"{path}: its metadata lacks or misstates a field ({err!r}); "
+                                 "export it again with `spikequant export`") from None
 
     @classmethod
     def _from_file(cls, path: Path, info: dict, tensors: dict, state_bits: int | None):
@@ -95,8 +96,8 @@ class IntegerNetwork(nn.Module):
 
         config = info.get("model_config")
         if not config:
-            raise ValueError(f"{path} has no model_config: the integer path runs the registered "
-                             "networks (spikequant.models) only")
+            raise ModelFileError(f"{path} has no model_config: the integer path runs the "
+                                 "registered networks (spikequant.models) only")
         twin = build_float_on_meta(config["name"], **{k: config[k] for k in
                                                       architecture_keys(config["name"])
                                                       if k in config})

@@ -40,6 +40,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from .._atomic import atomic_write_bytes
+from ..errors import ModelFileError
 from ..quant import QuantizedWeight
 from .bitpack import pack_bits, packed_size, unpack_bits
 from .tensors import inference_tensors
@@ -168,8 +169,8 @@ def save_packed(
     return len(data)
 
 
-def _bad(path: Path, problem: str) -> ValueError:
-    return ValueError(
+def _bad(path: Path, problem: str) -> ModelFileError:
+    return ModelFileError(
         f"{path}: {problem}. The file is not a usable spikequant packed model; "
         "export it again with `spikequant export --checkpoint CKPT --out FILE`."
     )
@@ -208,7 +209,7 @@ def _check_version(path: Path, meta: dict[str, str]) -> None:
     except ValueError:
         raise _bad(path, f"format_version {meta.get('format_version')!r} is not a number") from None
     if version > FORMAT_VERSION:
-        raise ValueError(
+        raise ModelFileError(
             f"{path} uses packed format version {version}, this spikequant reads up to "
             f"{FORMAT_VERSION}: upgrade spikequant to load it"
         )

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..data.registry import DATASETS, DatasetInfo, dataset_info
-from ..errors import UnknownComponent
+from ..errors import ConfigError, UnknownComponent
 from ..quant import quantize_model
 from ..registry import Registry
 from ..snn.fixed_point import check_state_bits
@@ -66,10 +66,11 @@ class ModelRecipe:
         return self.dataset_info.default_time_steps
 
     def architecture(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        """The recipe's options with `overrides` applied; ValueError for an unknown one."""
+        """The recipe's options with `overrides` applied; ConfigError for an unknown one or a
+        layer size that is not a whole number >= 1."""
         unknown = set(overrides) - set(self.options)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown override(s) {', '.join(sorted(unknown))} for model {self.name!r}; "
                 f"allowed: {', '.join((*self.options, *QUANT_KEYS))}"
             )
@@ -79,6 +80,7 @@ class ModelRecipe:
             if arch["input_size"] is None:
                 arch["input_size"] = list(self.input_shape[1:])
             arch["input_size"] = _input_size(arch["input_size"])
+        _check_counts(arch)
         return arch
 
     def float_network(self, arch: Mapping[str, Any]) -> nn.Module:
@@ -199,10 +201,28 @@ def model_recipe(name: str) -> ModelRecipe:
 
 
 def _input_size(value: int | Sequence[int]) -> list[int]:
-    size = [int(value)] * 2 if isinstance(value, int) else [int(v) for v in value]
+    size = [value] * 2 if isinstance(value, int) else list(value)
     if len(size) != 2:
-        raise ValueError(f"input_size must be an int or (height, width), got {value!r}")
+        raise ConfigError(f"input_size must be an int or (height, width), got {value!r}")
     return size
+
+
+def _check_counts(arch: Mapping[str, Any]) -> None:
+    """ConfigError for a layer size that is not a whole number >= 1 (torch would say
+    "negative dimension", or build a network of another size from 2.5)."""
+    for key in ("channels", "hidden", "votes", "input_size"):
+        if key not in arch:
+            continue
+        value = arch[key]
+        if key == "hidden" and value in (None, 0):  # no hidden layer (TOML has no None)
+            continue
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                             for v in values):
+            raise ConfigError(f"{key} must be a whole number >= 1"
+                              f"{' (or a list of them)' if key == 'channels' else ''}"
+                              f"{' (0 or None: no hidden layer)' if key == 'hidden' else ''}"
+                              f", got {value!r}")
 
 
 def _levels_list(levels: Sequence[float] | torch.Tensor | None) -> list[float] | None:

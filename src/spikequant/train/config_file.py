@@ -31,12 +31,17 @@ def _read(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         if chain:
             raise ConfigError(f"{chain[-1]}: the file it extends, {path}, is not there")
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a folder; pass a TOML file")
         raise FileNotFoundError(f"config file {path} not found")
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text, as TOML must be ({err.reason} at byte "
+                          f"{err.start})") from None
     base_name = data.pop(EXTENDS, None)
     if base_name is None:
         return data

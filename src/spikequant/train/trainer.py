@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .._signals import deferred
 from ..errors import TrainingDiverged
 from .checkpoint import atomic_torch_save
 from .config import TrainConfig
@@ -97,16 +98,18 @@ def train_epoch(run: Run) -> dict[str, float | None]:
 
 
 def save_epoch(run: Run, out: Path, improved: bool) -> dict[str, Any]:
-    """Write the checkpoints, log and metrics of the epoch just finished; returns the metrics."""
-    state = checkpoint_state(run)
-    # best.pt first: if a write fails (disk full) last.pt still holds the epoch before, so
-    # the resumed run redoes this epoch and writes best.pt again
-    if improved:
-        atomic_torch_save(state, out / "best.pt")
-    atomic_torch_save(state, out / "last.pt")
-    write_log(out, run.history)
-    metrics = metrics_of(run, final=run.epoch >= run.config.epochs)
-    write_metrics(out, metrics)
+    """Write the checkpoints, log and metrics of the epoch just finished; returns the metrics.
+    A SIGINT / SIGTERM meanwhile waits until all four agree on the epoch."""
+    with deferred():
+        state = checkpoint_state(run)
+        # best.pt first: if a write fails (disk full) last.pt still holds the epoch before, so
+        # the resumed run redoes this epoch and writes best.pt again
+        if improved:
+            atomic_torch_save(state, out / "best.pt")
+        atomic_torch_save(state, out / "last.pt")
+        write_log(out, run.history)
+        metrics = metrics_of(run, final=run.epoch >= run.config.epochs)
+        write_metrics(out, metrics)
     return metrics
 
 
