@@ -50,7 +50,7 @@ def with_weight(value: float) -> nn.Module:
     (mlp, {"bits": 2.5}, ConfigError, "got 2.5"),
     (mlp, {"bits": "2"}, ConfigError, "got '2'"),
     (mlp, {"quantizer": "binary"}, ConfigError, "unknown quantizer 'binary'"),
-    (mlp, {"temprature": 2.0}, ConfigError, "no option(s) temprature"),
+    (mlp, {"temprature": 2.0}, ConfigError, "has no option 'temprature'"),
     (mlp, {"exclude": ["fc9"]}, ValueError, "exclude pattern 'fc9' matches no"),
     (lambda: "a model", {}, ConfigError, "model must be a torch.nn.Module, got str"),
 ])
