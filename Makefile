@@ -6,14 +6,14 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.spikequant-installed
 
-.PHONY: demo test test-slow lint bench clean venv
+.PHONY: demo test test-slow lint bench docs docs-serve clean venv
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e ".[dev,interop,nir]"
+	$(BIN)/pip install -q -e ".[dev,interop,nir,docs]"
 	# SpikingJelly 2.0 pins torchvision/torchaudio that do not install beside a CPU torch build.
 	$(BIN)/pip install -q --no-deps spikingjelly==2.0.0
 	touch $(STAMP)
@@ -33,5 +33,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+# The documentation site (mkdocs.yml): warnings are errors, so a broken link fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info
