@@ -55,7 +55,7 @@ def parse_page(text: str) -> tuple[list[Block], list[tuple[str, str]]]:
             replace = REPLACE.match(words)
             if replace:
                 replacements.append((replace.group(1), replace.group(2)))
-            elif words.startswith("skip"):
+            elif words == "skip" or words.startswith(("skip ", "skip(")):
                 pending = ("skip", "")
             elif words.startswith("file "):
                 pending = ("file", words.split(None, 1)[1])

@@ -38,7 +38,8 @@ def test_every_tutorial_has_code_that_runs():
         if page.name in ("index.md", "plugins.md"):
             continue
         blocks, _ = parse_page(page.read_text())
-        assert any(b.action == "run" and b.language == "python" for b in blocks), page.name
+        assert any(b.action == "run" and b.language in ("python", "bash") for b in blocks), \
+            page.name
 
 
 def test_the_runner_reads_directives_and_commands():

@@ -1,6 +1,6 @@
 """A new dataset added in this file alone, trained through the CLI: bars moving across a 16x16
 event sensor in one of four directions, one .npy file of events per recording
-(docs/extending.md, "Add a dataset", shows this descriptor)."""
+(docs/tutorials/add-a-dataset.md shows this descriptor)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Adding a neuron in one file: an adaptive-threshold LIF defined in this file alone, registered
 by name, trained in a small network and through `spikequant.train.fit` as a network's
-`neuron` option. docs/extending.md ("Add a neuron") shows this neuron.
+`neuron` option. docs/tutorials/add-a-neuron.md shows this neuron.
 
 The class is defined inside a fixture so that its registration ends with each test."""
 
@@ -153,8 +153,7 @@ def test_a_registered_network_trains_with_it_through_fit(adaptive_lif, ndigits_d
 
 
 def test_the_recipe_in_docs_is_this_neuron():
-    docs = (Path(__file__).parents[1] / "docs" / "extending.md").read_text()
-    section = docs[docs.index("## Add a neuron"):]
+    section = (Path(__file__).parents[1] / "docs" / "tutorials" / "add-a-neuron.md").read_text()
     start = section.index("```python\n") + len("```python\n")
     code = section[start:section.index("\n```", start)]
     ours = textwrap.dedent(inspect.getsource(define_adaptive_lif)).splitlines()[1:-2]

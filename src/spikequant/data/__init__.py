@@ -7,7 +7,7 @@ Gesture, CIFAR10-DVS, N-Caltech101), read from tonic's on-disk layouts, turned i
     frames, label = train[0]          # float32 [10, 2, 34, 34], int
 
 Each dataset is one descriptor (a DatasetInfo subclass, data/builtin/), registered by name with
-register_dataset; docs/extending.md shows how to add one.
+register_dataset; docs/tutorials/add-a-dataset.md shows how to add one.
 """
 
 from .augment import FrameAugment
