@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader, Subset
 
 from .config import TrainConfig
@@ -51,16 +52,21 @@ def make_loaders(cfg: TrainConfig, ctx: DistContext) -> Loaders:
         drop_last=False,
         **options,
     )
+    # Each DataLoader pass draws a seed from its generator; the evaluation loaders have their
+    # own, so how often a run is evaluated never changes the training's random numbers
+    # (dropout, augmentation) and so its trained weights.
+    def evaluation_loader(dataset, sampler=None) -> DataLoader:
+        generator = torch.Generator().manual_seed(cfg.val_seed)
+        return DataLoader(dataset, sampler=sampler, generator=generator, **options)
+
     val_loader = None
     if val_idx:
         val_set = Subset(plain, val_idx)
-        val_loader = DataLoader(
-            val_set, sampler=ShardSampler(len(val_set), ctx.rank, ctx.world_size), **options
-        )
-    calibration = DataLoader(Subset(plain, calib_idx), **options) if calib_idx else None
-    test_loader = DataLoader(
-        test_set, sampler=ShardSampler(len(test_set), ctx.rank, ctx.world_size), **options
-    )
+        val_loader = evaluation_loader(val_set, ShardSampler(len(val_set), ctx.rank,
+                                                             ctx.world_size))
+    calibration = evaluation_loader(Subset(plain, calib_idx)) if calib_idx else None
+    test_loader = evaluation_loader(
+        test_set, ShardSampler(len(test_set), ctx.rank, ctx.world_size))
     split_info = dict(getattr(train_full, "split_info", {}) or {})
     split_info.update(
         train_size=len(train_set),

@@ -16,7 +16,7 @@ from ..errors import TrainingDiverged
 from .checkpoint import atomic_torch_save
 from .config import TrainConfig
 from .distributed import all_reduce_sum, barrier, shutdown
-from .epoch_eval import evaluate_epoch, select
+from .epoch_eval import evaluate_epoch, select, test_best
 from .epoch_log import log_epoch, open_tensorboard
 from .evaluation import to_time_major
 from .guards import check_finite, prepare_run
@@ -127,10 +127,13 @@ def _fit(cfg: TrainConfig, resume_state: dict[str, Any] | None) -> dict[str, Any
             row = train_epoch(run)
             run.lr_scheduler.step()
             row.update(evaluate_epoch(run))
+            evaluated = row.pop("evaluated", True)
             run.epoch += 1
+            improved = select(run, row, evaluated)
+            if run.epoch >= cfg.epochs:
+                test_best(run, out)
             seconds = time.perf_counter() - start
             run.train_seconds += seconds
-            improved = select(run, row)
             row.update(
                 epoch=run.epoch,
                 lr=run.optimizer.param_groups[0]["lr"],
