@@ -15,9 +15,16 @@ from .splits import calibration_slice, carve_validation
 from .state import EpochShuffleSampler, ShardSampler
 
 
+def time_major_batch(samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Collate (frames [T, ...], label) samples straight into the networks' [T, B, ...] layout:
+    one copy a batch instead of stacking [B, T, ...] and transposing it again."""
+    frames = torch.stack([frames for frames, _ in samples], dim=1)
+    return frames, torch.tensor([int(label) for _, label in samples], dtype=torch.long)
+
+
 @dataclass
 class Loaders:
-    train: DataLoader
+    train: DataLoader  # batches [T, B, ...] (time_major_batch); the others [B, T, ...]
     val: DataLoader | None
     test: DataLoader
     calibration: DataLoader | None  # the same samples on every rank
@@ -50,6 +57,7 @@ def make_loaders(cfg: TrainConfig, ctx: DistContext) -> Loaders:
         train_set,
         sampler=EpochShuffleSampler(len(train_set), cfg.seed, ctx.rank, ctx.world_size),
         drop_last=False,
+        collate_fn=time_major_batch,
         **options,
     )
     # Each DataLoader pass draws a seed from its generator; the evaluation loaders have their

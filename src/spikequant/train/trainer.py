@@ -18,7 +18,6 @@ from .config import TrainConfig
 from .distributed import all_reduce_sum, barrier, shutdown
 from .epoch_eval import evaluate_epoch, select, test_best
 from .epoch_log import log_epoch, open_tensorboard
-from .evaluation import to_time_major
 from .guards import check_finite, prepare_run
 from .metrics import metrics_of
 from .optim import clip_gradients
@@ -53,7 +52,7 @@ def train_epoch(run: Run, tb=None) -> dict[str, float]:
             break
         if cfg.temperature_per_step:
             temperature = run.temperature.update(run.net, run.epoch, step, steps)
-        frames = to_time_major(frames.to(cfg.device, non_blocking=True)).float()
+        frames = frames.to(cfg.device, non_blocking=True).float()  # [T, B, ...] already
         labels = labels.to(cfg.device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.float16, enabled=cfg.amp):
             rates = model(frames)
@@ -78,8 +77,9 @@ def train_epoch(run: Run, tb=None) -> dict[str, float]:
         total_loss += loss.item() * labels.numel()
         correct += int((rates.argmax(1) == labels).sum())
         seen += labels.numel()
-        bar.set_postfix(
-            loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", T=f"{temperature:g}"
+        bar.set_postfix(  # shown at the bar's next refresh, not redrawn every step
+            loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", T=f"{temperature:g}",
+            refresh=False,
         )
     loss_sum, correct_sum, seen_sum = all_reduce_sum(
         [total_loss, correct, seen], run.ctx, cfg.device
