@@ -1,19 +1,23 @@
-"""What a user waits for: the wall time of `spikequant train` for one epoch, against the sum of
-its training steps (forward + backward + optimizer), so the rest (reading and caching the data,
-turning events into frames, evaluation, checkpoints, logging) shows as the overhead over them.
+"""What a user waits for: the wall time of `spikequant train`'s epochs against the sum of their
+training steps (forward + backward + optimizer), so the rest (reading and caching the data,
+turning events into frames, evaluation, checkpoints, logging) shows as the overhead over them,
+and where each epoch's time goes (epoch_split.py: steps, loading, batch-norm re-estimation,
+calibration-slice accuracy, validation, test).
 
-Each run is `spikequant train ... --epochs 1` through the CLI's own entry point, in a fresh
-process (so the CLI's allocator setting applies), with hooks that time every training step:
-from the network's forward in training mode to the end of its optimizer step. Two runs per
-dataset: "cold" (an empty frame cache: events are read and converted) and "warm" (the cache
-the cold run wrote).
+Each run is `spikequant train ... --epochs N` (default 3: the defaults evaluate a small dataset
+every few epochs and always after the last, so one epoch alone is all final evaluation) through
+the CLI's own entry point, in a fresh process (so the CLI's allocator setting applies), with
+hooks that time every phase. Two runs per dataset: "cold" (an empty frame cache: events are read
+and converted) and "warm" (the cache the cold run wrote).
 
     python benchmarks/bench_epoch.py                       # ndigits and a 1,400-recording folder
-    python benchmarks/bench_epoch.py --datasets nmnist --recordings 1400 --batch-size 16
+    python benchmarks/bench_epoch.py --datasets nmnist --recordings 1400 --phases cold
+    python benchmarks/bench_epoch.py --datasets ndigits --train-flags="--eval-every 1"
 
 The N-MNIST-format folder is generated: random events (N-MNIST's 34x34 sensor, ~300 ms, about
 4,000 events a recording, as the real recordings) written as ATIS .bin files under
-NMNIST/Train/<digit>/ and NMNIST/Test/<digit>/, split 6:1 as N-MNIST's 60,000 / 10,000.
+NMNIST/Train/<digit>/ and NMNIST/Test/<digit>/, split 6:1 as N-MNIST's 60,000 / 10,000. It is
+not learnable (random events); benchmarks/make_nmnist_digits.py writes one that is.
 """
 
 from __future__ import annotations
@@ -216,7 +220,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--phases", default="cold,warm", choices=["cold,warm", "cold"],
                    help="runs per dataset: an empty frame cache, then (default) a second run "
                         "reading the cache the first wrote")
-    p.add_argument("--epochs", type=int, default=1, help="epochs of each run")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of each run")
     p.add_argument("--train-flags", default="",
                    help="more `spikequant train` flags, as one string, e.g. '--eval-every 1'")
     p.add_argument("--json", default="", help="also write the results to this JSON file")

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -38,16 +39,36 @@ SIMULATION_SEED = 7  # ndigits uses 0
 CHUNK = 64
 
 
-def canvases(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """[N, 8, 8] digits (0..16) -> the simulator's padded canvases, digit at 28x28."""
-    import torch
+def distorted(big: torch.Tensor, strength: float, rng: np.random.Generator) -> torch.Tensor:
+    """Each [28, 28] digit under its own random affine map (rotation up to 25 degrees, scale
+    0.75-1.05, shear up to 0.3, all times `strength`), as handwriting varies more than
+    scikit-learn's 8x8 digits show."""
+    n = len(big)
+    angle = np.deg2rad(25.0 * strength) * rng.uniform(-1, 1, n)
+    scale = 1.0 + strength * rng.uniform(-0.25, 0.05, n)
+    shear = 0.3 * strength * rng.uniform(-1, 1, n)
+    cos, sin = np.cos(angle), np.sin(angle)
+    # affine_grid maps output to input coordinates: the inverse of the wanted map
+    forward = np.stack([np.stack([cos * scale, -sin * scale + shear * cos * scale], -1),
+                        np.stack([sin * scale, cos * scale + shear * sin * scale], -1)], 1)
+    theta = np.concatenate([np.linalg.inv(forward), np.zeros((n, 2, 1))], axis=2)
+    grid = torch.nn.functional.affine_grid(torch.from_numpy(theta).float(),
+                                           [n, 1, DIGIT_PIXELS, DIGIT_PIXELS],
+                                           align_corners=False)
+    return torch.nn.functional.grid_sample(big[:, None], grid, align_corners=False)[:, 0]
 
+
+def canvases(images: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """[N, 8, 8] digits (0..16) -> the simulator's padded canvases, digit at 28x28."""
     from spikequant.data import ndigits
 
     small = torch.from_numpy(images.astype(np.float32) / 16.0)[:, None]
     big = torch.nn.functional.interpolate(
         small, size=(DIGIT_PIXELS, DIGIT_PIXELS), mode="bilinear", align_corners=False
-    )[:, 0].clamp_(0.0, 1.0).numpy()
+    )[:, 0]
+    if strength > 0:
+        big = distorted(big, strength, rng)
+    big = big.clamp_(0.0, 1.0).numpy()
     side = ndigits.SENSOR + 2 * ndigits.MARGIN
     canvas = np.zeros((len(images), side, side), dtype=np.float32)
     shifts = rng.integers(-JITTER, JITTER + 1, size=(len(images), 2))
@@ -55,6 +76,23 @@ def canvases(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         top, left = ndigits.MARGIN + dy, ndigits.MARGIN + dx
         canvas[i, top : top + DIGIT_PIXELS, left : left + DIGIT_PIXELS] = big[i]
     return canvas
+
+
+def with_noise(events: np.ndarray, mean: float, rng: np.random.Generator) -> np.ndarray:
+    """`events` and about `mean` more background events (uniform over the sensor and the
+    recording), in time order."""
+    from spikequant.data import ndigits
+    from spikequant.data.events import make_events
+
+    count = int(rng.poisson(mean)) if mean > 0 else 0
+    if count == 0:
+        return events
+    noise = make_events(rng.integers(0, ndigits.SENSOR, count),
+                        rng.integers(0, ndigits.SENSOR, count),
+                        rng.integers(0, ndigits.DURATION_US, count),
+                        rng.integers(0, 2, count))
+    merged = np.concatenate([events, noise.astype(events.dtype)])
+    return merged[np.argsort(merged["t"], kind="stable")]
 
 
 def apportion(sizes: np.ndarray, total: int) -> np.ndarray:
@@ -77,7 +115,8 @@ def split_indices(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def make_folder(out: Path, seed: int = SIMULATION_SEED) -> dict[str, int]:
+def make_folder(out: Path, seed: int = SIMULATION_SEED, distort: float = 0.0,
+                noise: float = 0.0) -> dict[str, int]:
     """Write OUT/NMNIST/{Train,Test}/<digit>/NNNNN.bin; returns the recordings per split."""
     from sklearn.datasets import load_digits
 
@@ -89,12 +128,12 @@ def make_folder(out: Path, seed: int = SIMULATION_SEED) -> dict[str, int]:
     train_idx, test_idx = split_indices(labels, rng)
     counts = {}
     for split, idx in (("Train", train_idx), ("Test", test_idx)):
-        canvas = canvases(digits.images[idx], rng)
+        canvas = canvases(digits.images[idx], rng, distort)
         for start in range(0, len(idx), CHUNK):
             rec, events = ndigits.simulate(canvas[start : start + CHUNK], rng)
             bounds = np.searchsorted(rec, np.arange(len(canvas[start : start + CHUNK]) + 1))
             for j in range(len(bounds) - 1):
-                ev = events[bounds[j] : bounds[j + 1]]
+                ev = with_noise(events[bounds[j] : bounds[j + 1]], noise, rng)
                 i = idx[start + j]
                 write_atis_bin(out / "NMNIST" / split / str(labels[i]) / f"{i:05d}.bin",
                                ev["x"].astype(np.int64), ev["y"].astype(np.int64),
@@ -110,13 +149,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="data directory (NMNIST/ is written in it)")
     p.add_argument("--seed", type=int, default=SIMULATION_SEED,
                    help="seed of the split, the placement and the simulator")
+    p.add_argument("--distort", type=float, default=0.0,
+                   help="strength of each digit's random affine distortion (0: none, 1: "
+                        "rotation up to 25 degrees, scale 0.75-1.05, shear up to 0.3)")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="mean number of extra background events a recording")
     args = p.parse_args(argv)
     root = Path(args.out)
     if (root / "NMNIST").exists():
         print(f"{root / 'NMNIST'} exists already; remove it or choose another --out",
               file=sys.stderr)
         return 2
-    counts = make_folder(root, args.seed)
+    counts = make_folder(root, args.seed, args.distort, args.noise)
     print(f"wrote {counts['Train']} train and {counts['Test']} test recordings "
           f"to {root / 'NMNIST'}")
     return 0
