@@ -1,24 +1,29 @@
-"""What a user waits for: the wall time of `spikequant train` for one epoch, against the sum of
-its training steps (forward + backward + optimizer), so the rest (reading and caching the data,
-turning events into frames, evaluation, checkpoints, logging) shows as the overhead over them.
+"""What a user waits for: the wall time of `spikequant train`'s epochs against the sum of their
+training steps (forward + backward + optimizer), so the rest (reading and caching the data,
+turning events into frames, evaluation, checkpoints, logging) shows as the overhead over them,
+and where each epoch's time goes (epoch_split.py: steps, loading, batch-norm re-estimation,
+calibration-slice accuracy, validation, test).
 
-Each run is `spikequant train ... --epochs 1` through the CLI's own entry point, in a fresh
-process (so the CLI's allocator setting applies), with hooks that time every training step:
-from the network's forward in training mode to the end of its optimizer step. Two runs per
-dataset: "cold" (an empty frame cache: events are read and converted) and "warm" (the cache
-the cold run wrote).
+Each run is `spikequant train ... --epochs N` (default 3: the defaults evaluate a small dataset
+every few epochs and always after the last, so one epoch alone is all final evaluation) through
+the CLI's own entry point, in a fresh process (so the CLI's allocator setting applies), with
+hooks that time every phase. Two runs per dataset: "cold" (an empty frame cache: events are read
+and converted) and "warm" (the cache the cold run wrote).
 
     python benchmarks/bench_epoch.py                       # ndigits and a 1,400-recording folder
-    python benchmarks/bench_epoch.py --datasets nmnist --recordings 1400 --batch-size 16
+    python benchmarks/bench_epoch.py --datasets nmnist --recordings 1400 --phases cold
+    python benchmarks/bench_epoch.py --datasets ndigits --train-flags="--eval-every 1"
 
 The N-MNIST-format folder is generated: random events (N-MNIST's 34x34 sensor, ~300 ms, about
 4,000 events a recording, as the real recordings) written as ATIS .bin files under
-NMNIST/Train/<digit>/ and NMNIST/Test/<digit>/, split 6:1 as N-MNIST's 60,000 / 10,000.
+NMNIST/Train/<digit>/ and NMNIST/Test/<digit>/, split 6:1 as N-MNIST's 60,000 / 10,000. It is
+not learnable (random events); benchmarks/make_nmnist_digits.py writes one that is.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -32,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from epoch_split import PHASES, summarize  # noqa: E402
 from machine import add_threads_option, machine_info, markdown_header  # noqa: E402
 
 REPLY = "@@epoch "
@@ -68,36 +74,20 @@ def make_nmnist_folder(root: Path, recordings: int, seed: int = 0) -> None:
 
 
 def run_child(argv: list[str]) -> int:
-    """Run `spikequant train argv` with step timing hooks; report one JSON line."""
+    """Run `spikequant train argv` with every phase of its epochs timed; report one JSON
+    line."""
     import importlib
 
     # first: the CLI sets torch's allocator option in the environment before torch loads
     cli_main = importlib.import_module("spikequant.cli").main
-    import torch
-    from torch.nn.modules.module import register_module_forward_pre_hook
-    from torch.optim.optimizer import register_optimizer_step_post_hook
+    import epoch_split
 
-    from spikequant.models.convnet import SpikingConvNet
-
-    starts: list[float] = []
-    steps: list[float] = []
-
-    def forward_pre(module, _inputs):
-        if isinstance(module, SpikingConvNet) and module.training and torch.is_grad_enabled():
-            starts.append(time.perf_counter())
-
-    def step_post(_optimizer, _args, _kwargs):
-        if starts:
-            steps.append(time.perf_counter() - starts.pop())
-            starts.clear()
-
-    register_module_forward_pre_hook(forward_pre)
-    register_optimizer_step_post_hook(step_post)
+    split = epoch_split.install()
     start = time.perf_counter()
     code = cli_main(["train", *argv])
     wall = time.perf_counter() - start
     sys.stdout.write(REPLY + json.dumps({"exit_code": code, "wall_s": wall,
-                                         "step_s": steps}) + "\n")
+                                         "split": split.as_dict()}) + "\n")
     return int(code or 0)
 
 
@@ -118,14 +108,15 @@ def one_run(train_args: list[str], out: Path, threads: int) -> dict[str, Any]:
     if reply is None or reply["exit_code"] != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
         return {"error": f"exit code {done.returncode}: {tail}"}
-    log = (out / "log.csv").read_text().splitlines()
-    header, last = log[0].split(","), log[-1].split(",")
-    epoch_s = float(last[header.index("epoch_seconds")])
-    steps = reply["step_s"]
+    with (out / "log.csv").open() as fh:
+        epoch_seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(fh)]
+    split = summarize(reply["split"], epoch_seconds)
+    step_sum = sum(e["steps"] for e in split["epochs"])
+    epoch_s = sum(epoch_seconds)
     return {"process_s": process_s, "wall_s": reply["wall_s"], "epoch_s": epoch_s,
-            "steps": len(steps), "step_sum_s": sum(steps),
-            "overhead": reply["wall_s"] / sum(steps) - 1 if steps else None,
-            "epoch_overhead": epoch_s / sum(steps) - 1 if steps else None}
+            "steps": sum(e["steps_count"] for e in split["epochs"]), "step_sum_s": step_sum,
+            "overhead": reply["wall_s"] / step_sum - 1 if step_sum else None,
+            "epoch_overhead": epoch_s / step_sum - 1 if step_sum else None, "split": split}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -135,9 +126,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             data = Path(tmp) / f"data_{dataset}"
             if dataset == "nmnist":
                 make_nmnist_folder(data, args.recordings)
-            train = ["--dataset", dataset, "--epochs", "1", "--data-dir", str(data),
-                     "--quantizer", args.quantizer, "--bits", "1", "--seed", "0",
-                     "--batch-size", str(args.batch_size)]
+            train = ["--dataset", dataset, "--epochs", str(args.epochs), "--data-dir",
+                     str(data), "--quantizer", args.quantizer, "--bits", "1", "--seed", "0",
+                     "--batch-size", str(args.batch_size), *args.train_flags.split()]
             if args.time_steps:
                 train += ["--time-steps", str(args.time_steps)]
             for phase in args.phases.split(","):  # the cold run writes the frame cache
@@ -146,7 +137,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"[bench_epoch] {dataset} {phase}: {row}", file=sys.stderr, flush=True)
     settings = {"datasets": args.datasets, "recordings": args.recordings,
                 "batch_size": args.batch_size, "time_steps": args.time_steps,
-                "quantizer": args.quantizer, "phases": args.phases, "command": command_line()}
+                "quantizer": args.quantizer, "phases": args.phases, "epochs": args.epochs,
+                "train_flags": args.train_flags, "command": command_line()}
     return {"settings": settings, "machine": machine_info("cpu"), "rows": rows}
 
 
@@ -155,17 +147,23 @@ def command_line() -> str:
     return " ".join(["python", rel, *sys.argv[1:]])
 
 
+def dataset_name(row: dict[str, Any], settings: dict[str, Any]) -> str:
+    return ("ndigits" if row["dataset"] == "ndigits" else
+            f"{row['dataset']} format, {settings['recordings']:,} recordings")
+
+
 def markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
-    lines = [f"#### One `spikequant train` epoch against the sum of its steps "
-             f"(quantizer {s['quantizer']}, batch {s['batch_size']})", "",
+    flags = f", {s['train_flags']}" if s.get("train_flags") else ""
+    epochs = "epoch" if s["epochs"] == 1 else f"{s['epochs']} epochs"
+    lines = [f"#### `spikequant train`, {epochs}, against the sum of its steps "
+             f"(quantizer {s['quantizer']}, batch {s['batch_size']}{flags})", "",
              markdown_header(result, s["command"]), "",
-             "| dataset | frame cache | steps | sum of steps s | epoch s (log.csv) | "
-             "whole command s | overhead: epoch | overhead: whole command |",
+             "| dataset | frame cache | steps | sum of steps s | epochs s (log.csv) | "
+             "whole command s | overhead: epochs | overhead: whole command |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in result["rows"]:
-        name = ("ndigits" if r["dataset"] == "ndigits" else
-                f"{r['dataset']} format, {s['recordings']:,} recordings")
+        name = dataset_name(r, s)
         if r.get("error"):
             lines.append(f"| {name} | {r['cache']} | failed: {r['error'][-200:]} |")
             continue
@@ -173,11 +171,38 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{r['epoch_s']:.1f} | {r['wall_s']:.1f} | {r['epoch_overhead']:+.1%} | "
                      f"{r['overhead']:+.1%} |")
     lines += ["", "A step: the network's forward in training mode to the end of its optimizer "
-              "step (hooks in the `spikequant train` process). Epoch s: training and "
-              "evaluation as log.csv records them; whole command: `spikequant train` from "
-              "parsing its arguments to its return (model build, data scan, frame caching, "
-              "the epoch, checkpoints, metrics), without Python's and torch's start-up."]
+              "step (hooks in the `spikequant train` process). Epochs s: training and "
+              "evaluation as log.csv records them (epoch_seconds, summed); whole command: "
+              "`spikequant train` from parsing its arguments to its return (model build, data "
+              "scan, frame caching, the epochs, checkpoints, metrics), without Python's and "
+              "torch's start-up.", "", *split_table(result)]
     return "\n".join(lines)
+
+
+def split_table(result: dict[str, Any]) -> list[str]:
+    """Each epoch's seconds by phase (epoch_split.py), as a share of its steps' sum."""
+    lines = ["Where each epoch goes, seconds (share of the epoch's step time):", "",
+             "| dataset | frame cache | epoch | " + " | ".join(PHASES) +
+             " | other | epoch s | overhead |",
+             "|---|---|---:|" + "---:|" * (len(PHASES) + 3)]
+    for r in result["rows"]:
+        if r.get("error"):
+            continue
+        for e in r["split"]["epochs"]:
+            steps = e["steps"] or float("nan")
+            cells = [f"{e['steps']:.2f}"] + [
+                f"{e[p]:.2f} ({e[p] / steps:.1%})" if e[p] else "0" for p in (*PHASES[1:], "other")
+            ]
+            lines.append(f"| {dataset_name(r, result['settings'])} | {r['cache']} | "
+                         f"{e['epoch']} | " + " | ".join(cells) +
+                         f" | {e['epoch_s']:.2f} | {e['epoch_s'] / steps - 1:+.1%} |")
+    lines += ["", "loading: waiting for the next training batch; re-estimation: batch-norm "
+              "statistics with hard weights over the calibration slice; calibration accuracy, "
+              "validation, test: each evaluation pass with its own data loading; soft-hard "
+              "gap: the share of weights not yet hard (each quantizer run soft and hard); "
+              "other: the rest of the epoch as log.csv times it (progress bar, temperature "
+              "updates, loss bookkeeping)."]
+    return lines
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -195,6 +220,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--phases", default="cold,warm", choices=["cold,warm", "cold"],
                    help="runs per dataset: an empty frame cache, then (default) a second run "
                         "reading the cache the first wrote")
+    p.add_argument("--epochs", type=int, default=3, help="epochs of each run")
+    p.add_argument("--train-flags", default="",
+                   help="more `spikequant train` flags, as one string, e.g. '--eval-every 1'")
     p.add_argument("--json", default="", help="also write the results to this JSON file")
     add_threads_option(p)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -56,8 +56,10 @@ def run_name(row: str, bits: int | None, seed: int) -> str:
 
 
 def settings_of(row: str, bits: int | None, seed: int, out: Path) -> dict:
+    # every epoch evaluated and tested: the swing column reads each epoch's test accuracy
     values = {"dataset": "ndigits", "epochs": EPOCHS, "seed": seed, "progress": False,
-              "resume": True, "out": str(out / run_name(row, bits, seed))}
+              "resume": True, "out": str(out / run_name(row, bits, seed)),
+              "eval_every": 1, "test_every": 1}
     if row == "fp":
         values["quantizer"] = "none"
         return values

@@ -139,7 +139,8 @@ def test_every_contender_gets_the_trainers_optimizer():
     assert bench_training.optimizer_name(ours).startswith("Adam(lr=0.001, fused=")
 
 
-NOT_SCRIPTS = ("machine.py", "peers.py", "trust_harness.py")  # modules the scripts import
+NOT_SCRIPTS = ("machine.py", "peers.py", "trust_harness.py",
+               "epoch_split.py")  # modules the scripts import
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("*.py")
@@ -184,10 +185,39 @@ def test_gpu_check_dry_run_does_every_step_on_the_cpu(tmp_path):
 def test_epoch_benchmark_on_a_generated_nmnist_folder(tmp_path):
     stdout, result = _run("bench_epoch.py", "--datasets", "nmnist", "--recordings", "14",
                           "--batch-size", "4", "--time-steps", "2", "--phases", "cold",
-                          tmp_path=tmp_path)
+                          "--epochs", "2", "--train-flags=--eval-every 2", tmp_path=tmp_path)
     (row,) = result["rows"]
     assert row.get("error") is None, row
-    assert row["steps"] == 3  # 12 training recordings (6:1 split of 14) in batches of 4
+    # 12 training recordings (6:1 split of 14) in batches of 4, two epochs
+    assert row["steps"] == 6
     assert 0 < row["step_sum_s"] < row["epoch_s"] < row["wall_s"] < row["process_s"]
     assert row["overhead"] == pytest.approx(row["wall_s"] / row["step_sum_s"] - 1)
-    assert "| nmnist format, 14 recordings | cold | 3 |" in stdout
+    assert "| nmnist format, 14 recordings | cold | 6 |" in stdout
+    # the split: epoch 1 not evaluated, epoch 2 (the last) evaluated and tested
+    first, last = row["split"]["epochs"]
+    assert first["steps_count"] == last["steps_count"] == 3
+    assert first["re-estimation"] == first["validation"] == first["test"] == 0
+    assert last["re-estimation"] > 0 and last["validation"] > 0 and last["test"] > 0
+    for epoch in (first, last):
+        assert epoch["other"] > -0.01  # the phases never add up to more than the epoch
+
+
+def test_the_generated_digits_folder_is_an_nmnist_dataset(tmp_path, monkeypatch):
+    """make_nmnist_digits.py at 30 / 10 recordings: ATIS files spikequant reads as N-MNIST,
+    stratified over the ten digits, train and test holding different digit images."""
+    import make_nmnist_digits as gen
+    from spikequant.data import get_dataset
+
+    monkeypatch.setattr(gen, "TRAIN", 30)
+    monkeypatch.setattr(gen, "TEST", 10)
+    assert gen.make_folder(tmp_path, distort=1.0, noise=50) == {"Train": 30, "Test": 10}
+    train = get_dataset("nmnist", "train", data_dir=tmp_path, time_steps=4, cache=False,
+                        progress=False)
+    test = get_dataset("nmnist", "test", data_dir=tmp_path, time_steps=4, cache=False,
+                       progress=False)
+    assert len(train) == 30 and len(test) == 10
+    assert sorted(train.targets) == sorted(list(range(10)) * 3)
+    frames, _ = train[0]
+    assert frames.shape == (4, 2, 34, 34) and frames.sum() > 1000  # ~4,000 events
+    names = {p.name for p in (tmp_path / "NMNIST" / "Train").rglob("*.bin")}
+    assert not names & {p.name for p in (tmp_path / "NMNIST" / "Test").rglob("*.bin")}

@@ -8,7 +8,8 @@ measures the share of weights whose soft value is still away from the hard one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,10 +28,15 @@ def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 @torch.no_grad()
 def recalibrate_batch_norm(model: nn.Module, batches: Iterable,
-                           device: str | torch.device = "cpu", amp: bool = False) -> int:
+                           device: str | torch.device = "cpu", amp: bool = False,
+                           on_batch: Callable[[torch.Tensor, Any], None] | None = None) -> int:
     """Replace every batch norm's running mean and variance with their average over `batches`
     (frames [B, T, ...], labels), computed with the network as it is evaluated: hard weights,
-    no dropout. Returns the number of samples seen (0: the model has no batch norm)."""
+    no dropout. Returns the number of samples seen (0: the model has no batch norm).
+
+    on_batch(scores, labels), if given, sees each batch's class scores from the same pass
+    (hard weights, each batch normalised by its own statistics), so an accuracy on `batches`
+    costs no second pass."""
     norms = batch_norms(model)
     if not norms:
         return 0
@@ -43,8 +49,10 @@ def recalibrate_batch_norm(model: nn.Module, batches: Iterable,
         m.train()
     seen = 0
     try:
-        for _, _, size in forward_batches(model, batches, device, amp):
+        for scores, labels, size in forward_batches(model, batches, device, amp):
             seen += size
+            if on_batch is not None:
+                on_batch(scores, labels)
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum

@@ -160,6 +160,17 @@ class TrainConfig:
         0.1, group="evaluation and model selection", bounds=Bounds(0, high=0.9),
         help="share of the training data held out (stratified, seeded) to choose best.pt; "
         "0: no validation split, best.pt is the last epoch")
+    eval_every: int | None = setting(
+        None, group="evaluation and model selection", bounds=AT_LEAST_ONE, metavar="N",
+        default_text="every epoch, or every few on a small dataset: as often as evaluating "
+        "forwards at most one sample for every 8 an epoch trains",
+        help="evaluate every N epochs and after the last: batch-norm re-estimation with hard "
+        "weights, hard-weight accuracy on the calibration slice, validation accuracy; best.pt "
+        "is chosen among these epochs")
+    test_every: int = setting(
+        0, group="evaluation and model selection", bounds=NOT_NEGATIVE, metavar="N",
+        help="also evaluate and measure test accuracy every N epochs (log.csv; never used to "
+        "choose best.pt); 0: test accuracy after the last epoch and of best.pt only")
     val_seed: int = setting(0, group="evaluation and model selection", cli=False,
                             help="seed of the validation split and the calibration slice")
     # network
@@ -198,8 +209,9 @@ class TrainConfig:
     # bookkeeping
     resume: bool = setting(
         False, help="continue OUT/last.pt exactly (model, optimiser, schedules, RNG, epoch); "
-        "only --epochs (the schedules are stretched to it), --out, --data-dir, --device and "
-        "--num-workers may differ from the run's settings. An empty or new OUT starts fresh")
+        "only --epochs (the schedules are stretched to it), --out, --data-dir, --device, "
+        "--num-workers, --eval-every and --test-every may differ from the run's settings. An "
+        "empty or new OUT starts fresh")
     progress: bool = setting(True, group="evaluation and model selection",
                              flag="--no-progress", help="no progress bars")
     tensorboard: bool = setting(False, group="evaluation and model selection",

@@ -32,7 +32,8 @@ def log_epoch(row: dict[str, Any], cfg: TrainConfig, tb) -> None:
             parts.append(f"train(hard) {row['hard_train_accuracy']:.4f}")
         if row.get("val_accuracy") is not None:
             parts.append(f"val {row['val_accuracy']:.4f}")
-        parts.append(f"test {row['test_accuracy']:.4f}")
+        if row.get("test_accuracy") is not None:
+            parts.append(f"test {row['test_accuracy']:.4f}")
         if row.get("temperature") is not None:
             parts.append(f"T {row['temperature']:g}")
         if row.get("soft_hard_gap") is not None:

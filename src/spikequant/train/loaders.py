@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader, Subset
 
 from .config import TrainConfig
@@ -14,9 +15,16 @@ from .splits import calibration_slice, carve_validation
 from .state import EpochShuffleSampler, ShardSampler
 
 
+def time_major_batch(samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Collate (frames [T, ...], label) samples straight into the networks' [T, B, ...] layout:
+    one copy a batch instead of stacking [B, T, ...] and transposing it again."""
+    frames = torch.stack([frames for frames, _ in samples], dim=1)
+    return frames, torch.tensor([int(label) for _, label in samples], dtype=torch.long)
+
+
 @dataclass
 class Loaders:
-    train: DataLoader
+    train: DataLoader  # batches [T, B, ...] (time_major_batch); the others [B, T, ...]
     val: DataLoader | None
     test: DataLoader
     calibration: DataLoader | None  # the same samples on every rank
@@ -49,18 +57,24 @@ def make_loaders(cfg: TrainConfig, ctx: DistContext) -> Loaders:
         train_set,
         sampler=EpochShuffleSampler(len(train_set), cfg.seed, ctx.rank, ctx.world_size),
         drop_last=False,
+        collate_fn=time_major_batch,
         **options,
     )
+    # Each DataLoader pass draws a seed from its generator; the evaluation loaders have their
+    # own, so how often a run is evaluated never changes the training's random numbers
+    # (dropout, augmentation) and so its trained weights.
+    def evaluation_loader(dataset, sampler=None) -> DataLoader:
+        generator = torch.Generator().manual_seed(cfg.val_seed)
+        return DataLoader(dataset, sampler=sampler, generator=generator, **options)
+
     val_loader = None
     if val_idx:
         val_set = Subset(plain, val_idx)
-        val_loader = DataLoader(
-            val_set, sampler=ShardSampler(len(val_set), ctx.rank, ctx.world_size), **options
-        )
-    calibration = DataLoader(Subset(plain, calib_idx), **options) if calib_idx else None
-    test_loader = DataLoader(
-        test_set, sampler=ShardSampler(len(test_set), ctx.rank, ctx.world_size), **options
-    )
+        val_loader = evaluation_loader(val_set, ShardSampler(len(val_set), ctx.rank,
+                                                             ctx.world_size))
+    calibration = evaluation_loader(Subset(plain, calib_idx)) if calib_idx else None
+    test_loader = evaluation_loader(
+        test_set, ShardSampler(len(test_set), ctx.rank, ctx.world_size))
     split_info = dict(getattr(train_full, "split_info", {}) or {})
     split_info.update(
         train_size=len(train_set),

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..quant.registry import is_float_quantizer
 from .config import weight_bits
+from .epoch_eval import eval_every
 from .run import Run
 
 
@@ -28,7 +29,7 @@ def size_metrics(run: Run) -> dict[str, Any]:
 def metrics_of(run: Run, final: bool) -> dict[str, Any]:
     cfg = run.config
     last = run.history[-1] if run.history else {}
-    tests = [row["test_accuracy"] for row in run.history]
+    tests = [row["test_accuracy"] for row in run.history if row.get("test_accuracy") is not None]
     return {
         "dataset": cfg.dataset,
         "quantizer": cfg.quantizer,
@@ -53,8 +54,11 @@ def metrics_of(run: Run, final: bool) -> dict[str, Any]:
         "best_val_accuracy": run.selection.get("best_val_accuracy"),
         "best_test_accuracy": run.selection.get("test_accuracy_at_best_val"),
         "selection": run.selection.get("criterion"),
-        # only for comparison with papers that report it: chosen on the test set
+        # only for comparison with papers that report it: chosen on the test set, over the
+        # epochs that measured it (every epoch with --test-every 1)
         "max_test_accuracy_over_epochs": max(tests) if tests else None,
+        "eval_every": eval_every(run),
+        "test_every": cfg.test_every,
         "train_accuracy": last.get("train_accuracy"),
         "hard_train_accuracy": last.get("hard_train_accuracy"),
         "soft_hard_gap": last.get("soft_hard_gap"),

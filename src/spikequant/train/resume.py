@@ -4,8 +4,8 @@ A resumed run continues exactly the run in last.pt, so every setting that shapes
 (quantizer, levels, per-channel scales, excluded layers, optimiser, learning rate, batch
 size...) must be the one it was started with; a changed one is refused with the list of
 differences rather than ignored or half-applied. What may change: where things are (--out,
---data-dir, --device, workers), how it is shown, and --epochs, for which the learning-rate and
-temperature schedules are rebuilt over the new length.
+--data-dir, --device, workers), how it is shown and how often it is evaluated, and --epochs,
+for which the learning-rate and temperature schedules are rebuilt over the new length.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from ..errors import RunFolderError
 RESUMABLE = frozenset({
     "epochs", "out", "data_dir", "device", "num_workers", "progress", "tensorboard", "resume",
     "download", "skip_bad", "deterministic",
+    # how often a run is measured: evaluation draws nothing from the training's random state,
+    # so the trained weights do not depend on it
+    "eval_every", "test_every",
 })
 
 
@@ -30,8 +33,8 @@ def check_resume(ckpt: dict[str, Any], cfg: Any, time_steps: int, path: os.PathL
         diffs = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed)
         raise RunFolderError(
             f"cannot resume {path}: the run's settings differ ({diffs}); these can't change on "
-            "resume (--epochs, --out, --data-dir, --device, --num-workers and display options "
-            "may); use the run's settings or a new --out folder"
+            "resume (--epochs, --out, --data-dir, --device, --num-workers, --eval-every, "
+            "--test-every and display options may); use the run's settings or a new --out folder"
         )
     done = ckpt.get("epoch", 0)
     if isinstance(done, int) and cfg.epochs < done:

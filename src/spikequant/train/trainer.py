@@ -17,9 +17,8 @@ from ..errors import TrainingDiverged
 from .checkpoint import atomic_torch_save
 from .config import TrainConfig
 from .distributed import all_reduce_sum, barrier, shutdown
-from .epoch_eval import evaluate_epoch, select
+from .epoch_eval import evaluate_epoch, select, test_best
 from .epoch_log import log_epoch, open_tensorboard
-from .evaluation import to_time_major
 from .guards import check_finite, prepare_run
 from .metrics import metrics_of
 from .optim import clip_gradients
@@ -60,7 +59,7 @@ def train_epoch(run: Run) -> dict[str, float | None]:
             break
         if per_step:
             temperature = _update_temperature(run, step, steps)
-        frames = to_time_major(frames.to(cfg.device, non_blocking=True)).float()
+        frames = frames.to(cfg.device, non_blocking=True).float()  # [T, B, ...] already
         labels = labels.to(cfg.device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.float16, enabled=cfg.amp):
             rates = model(frames)
@@ -86,7 +85,9 @@ def train_epoch(run: Run) -> dict[str, float | None]:
         correct += int((rates.argmax(1) == labels).sum())
         seen += labels.numel()
         shown = {"T": f"{temperature:g}"} if temperature is not None else {}
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", **shown)
+        bar.set_postfix(  # shown at the bar's next refresh, not redrawn every step
+            loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", **shown, refresh=False,
+        )
     loss_sum, correct_sum, seen_sum = all_reduce_sum(
         [total_loss, correct, seen], run.ctx, cfg.device
     )
@@ -135,10 +136,13 @@ def _fit(cfg: TrainConfig, resume_state: dict[str, Any] | None) -> dict[str, Any
             row = train_epoch(run)
             run.lr_scheduler.step()
             row.update(evaluate_epoch(run))
+            evaluated = row.pop("evaluated", True)
             run.epoch += 1
+            improved = select(run, row, evaluated)
+            if run.epoch >= cfg.epochs:
+                test_best(run, out)
             seconds = time.perf_counter() - start
             run.train_seconds += seconds
-            improved = select(run, row)
             row.update(
                 epoch=run.epoch,
                 lr=run.optimizer.param_groups[0]["lr"],
