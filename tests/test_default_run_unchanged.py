@@ -8,6 +8,10 @@ the optimiser's groups. Today's defaults must give the same of each: a setting t
 was added is empty or the component's own default. Then a tiny real run with the defaults and
 one with those recorded values spelt out as options must write the same metrics and the same
 model file, byte for byte.
+
+The evaluation cadence (`eval_every`, `test_every`) came later and on purpose: it changes which
+epochs are evaluated, never the trained weights (tests/test_eval_cadence.py shows that), so
+its two settings are the one other addition.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ GOLDEN = json.loads((Path(__file__).parent / "data" / "default_run_settings_7e5f
 MOVED_TO_QUANTIZER = ("temperature_schedule", "t0", "t_max", "t_growth", "t_ramp",
                       "temperature_per_step", "gradient")
 ADDED_EMPTY = {"plugins": [], "neuron": None, "neuron_options": {}}
+ADDED_CADENCE = {"eval_every": None, "test_every": 0}  # None: chosen from the dataset's size
 
 
 def _today():
@@ -47,8 +52,9 @@ def test_every_setting_keeps_its_value_where_it_went():
         else:
             assert now[key] == value, key
     added = set(now) - set(old)
-    assert added == {"quantizer_options", *ADDED_EMPTY}
+    assert added == {"quantizer_options", *ADDED_EMPTY, *ADDED_CADENCE}
     assert {k: now[k] for k in ADDED_EMPTY} == ADDED_EMPTY
+    assert {k: now[k] for k in ADDED_CADENCE} == ADDED_CADENCE
 
 
 def test_the_network_and_its_quantizers_are_the_same():
