@@ -28,14 +28,16 @@ from pathlib import Path
 
 EPOCHS = 20
 FINE_TUNE_EPOCHS = 5
-OLD = {"temperature_schedule": "linear", "temperature_per_step": False,
-       "bn_recalibration": False, "gradient": "exact"}
+OLD = {"quantizer_options": {"temperature_schedule": "linear", "temperature_per_step": False,
+                             "gradient": "exact"},
+       "bn_recalibration": False}
 
 # (row id, label, quantizer, settings beyond the defaults); rows add one ingredient each
 ROWS: list[tuple[str, str, str, dict]] = [
     ("A", "sigmoid, previous defaults (linear T per epoch, exact gradient, no BN re-estimation)",
      "sigmoid", dict(OLD)),
-    ("B", "+ reference gradient", "sigmoid", {**OLD, "gradient": "reference"}),
+    ("B", "+ reference gradient", "sigmoid",
+     {**OLD, "quantizer_options": {**OLD["quantizer_options"], "gradient": "reference"}}),
     ("C", "+ geometric T ramp, per step", "sigmoid", {"bn_recalibration": False}),
     ("D", "+ batch-norm re-estimation with hard weights (= today's defaults)", "sigmoid", {}),
     ("E", f"defaults, fine-tuned {FINE_TUNE_EPOCHS} epochs from the float run (--init-from)",

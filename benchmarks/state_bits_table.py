@@ -116,7 +116,7 @@ def neurons_per_sample(args: argparse.Namespace) -> int:
     import torch
 
     from spikequant.snn import BaseLIF
-    from spikequant.train.run import build_model, default_time_steps
+    from spikequant.train.run import build_model
 
     cfg = config_for(args, FLOAT, args.seeds[0])
     model = build_model(cfg).eval()
@@ -128,7 +128,7 @@ def neurons_per_sample(args: argparse.Namespace) -> int:
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, BaseLIF)]
     with torch.no_grad():
-        model(torch.zeros(min(default_time_steps(cfg), 1), 1, *model.input_shape))
+        model(torch.zeros(1, 1, *model.input_shape))  # one time step of one sample
     for h in handles:
         h.remove()
     return count

@@ -109,7 +109,7 @@ def test_registry_contract():
     for name, (shape, steps) in shapes.items():
         info = dataset_info(name)
         assert info.frame_shape == shape and info.default_time_steps == steps
-        assert len(info.sensor_size) == 3 and info.how_to_get and info.tonic_folder
+        assert len(info.sensor_size) == 3 and info.how_to_get and info.folder
     assert dataset_info("ncaltech101").num_classes == 101 == len(set(NCALTECH101_CLASSES))
     assert dataset_info("dvsgesture").num_classes == 11
     assert dataset_info("N-MNIST").name == "nmnist"

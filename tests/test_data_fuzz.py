@@ -8,7 +8,6 @@ get past the magic lines and headers that random bytes almost never match."""
 from __future__ import annotations
 
 import itertools
-import os
 import tempfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spikequant import environment
 from spikequant.data.formats import quick_check, read_events, read_gesture_labels
 from test_data_formats import (
     aedat4_event_packet,
@@ -33,7 +33,7 @@ from test_data_formats import (
 
 # 200 examples a reader keeps the default suite fast; SPIKEQUANT_FUZZ_EXAMPLES=3000 digs deeper.
 FUZZ = settings(
-    max_examples=int(os.environ.get("SPIKEQUANT_FUZZ_EXAMPLES", "200")),
+    max_examples=environment.value("SPIKEQUANT_FUZZ_EXAMPLES") or 200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

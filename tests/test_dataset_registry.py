@@ -10,12 +10,12 @@ import torch
 
 from spikequant.data import DATASETS, DatasetInfo, dataset_info, get_dataset
 from spikequant.data.registry import register_dataset, unregister_dataset
-from spikequant.models import MODELS, build_float_on_meta, model_spec
+from spikequant.models import MODELS, build_float_on_meta, model_recipe
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
 def test_each_dataset_network_takes_its_frames_and_scores_its_classes(name):
-    info, spec = dataset_info(name), model_spec(name)
+    info, spec = dataset_info(name), model_recipe(name)
     assert (spec.input_shape, spec.time_steps, spec.num_classes) == (
         info.frame_shape, info.default_time_steps, info.num_classes)
     net = build_float_on_meta(name)
@@ -39,16 +39,18 @@ def _blank(name: str) -> DatasetInfo:
 
 
 def test_a_duplicate_or_misspelt_name_is_refused_and_unregister_forgets_it(tmp_path):
-    with pytest.raises(ValueError, match="'nmnist' is already registered"):
+    with pytest.raises(ValueError, match="'nmnist' is already taken"):
         register_dataset(_blank("nmnist"))
-    with pytest.raises(ValueError, match="lower case letters and digits only"):
+    with pytest.raises(ValueError, match="'n_mnist' is already taken .*registered as 'nmnist'"):
+        register_dataset(_blank("n_mnist"))
+    with pytest.raises(ValueError, match="lower-case letters, digits and underscores"):
         register_dataset(_blank("My-Set"))
     with pytest.raises(TypeError):
         register_dataset(dataclasses.asdict(_blank("blank")))
     register_dataset(_blank("blank"))
     try:
         assert dataset_info("Blank") is DATASETS["blank"]
-        assert model_spec("blank").input_shape == (2, 6, 8)  # the generic network
+        assert model_recipe("blank").input_shape == (2, 6, 8)  # the generic network
         with pytest.raises(FileNotFoundError, match="blank: no train recordings .*nowhere"):
             get_dataset("blank", data_dir=tmp_path, progress=False)
         with pytest.raises(FileNotFoundError, match="cannot be downloaded: nowhere"):
@@ -57,7 +59,7 @@ def test_a_duplicate_or_misspelt_name_is_refused_and_unregister_forgets_it(tmp_p
         unregister_dataset("blank")
     assert "blank" not in DATASETS
     with pytest.raises(ValueError, match="unknown model 'blank'"):
-        model_spec("blank")
+        model_recipe("blank")
 
 
 def test_default_augmentation_and_frame_shape_come_from_the_descriptor():

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from _writers import bar_events
 from spikequant.cli import main
 from spikequant.data import (
     DATASETS,
@@ -17,7 +18,6 @@ from spikequant.data import (
     register_dataset,
     unregister_dataset,
 )
-from spikequant.data.events import make_events
 
 
 class MovingBars(DatasetInfo):
@@ -41,23 +41,6 @@ MOVING_BARS = MovingBars(
 DIRECTIONS = MOVING_BARS.classes
 
 
-def bar_events(direction: str, rng: np.random.Generator, size: int = 16) -> np.ndarray:
-    """A 2-pixel bar swept across the sensor: ON events on its leading edge, OFF on its
-    trailing edge, 1 ms a pixel step, jittered times and a random extent across the motion."""
-    along, across = np.meshgrid(np.arange(size - 2), np.arange(rng.integers(2, 6), size - 2))
-    along, across = along.ravel(), across.ravel()
-    t = along * 1000 + rng.integers(0, 900, along.size)
-    lead = along + 2 if direction in ("right", "down") else size - 3 - along
-    trail = lead - 2 if direction in ("right", "down") else lead + 2
-    pos = np.concatenate([lead, trail]).clip(0, size - 1)
-    other = np.concatenate([across, across])
-    x, y = (pos, other) if direction in ("left", "right") else (other, pos)
-    order = np.argsort(np.concatenate([t, t + 500]), kind="stable")
-    polarity = np.r_[np.ones(along.size), np.zeros(along.size)]
-    times = np.concatenate([t, t + 500])
-    return make_events(x[order], y[order], times[order], polarity[order])
-
-
 @pytest.fixture
 def moving_bars(tmp_path):
     """A data folder holding 12 recordings a direction, with MovingBars registered for the
@@ -71,6 +54,7 @@ def moving_bars(tmp_path):
     register_dataset(MOVING_BARS)
     yield tmp_path
     unregister_dataset("movingbars")
+    assert "movingbars" not in DATASETS  # registered for one test only
 
 
 def test_the_new_dataset_is_read_split_and_turned_into_frames(moving_bars):
@@ -98,7 +82,3 @@ def test_train_runs_on_the_new_dataset_through_the_cli(moving_bars, tmp_path, ca
     assert metrics["epochs"] == 1 and 0.0 <= metrics["test_accuracy"] <= 1.0
     assert metrics["split"]["files_found"] == 48 and metrics["split"]["num_test"] == 12
     assert metrics["num_weights"] > 0 and metrics["memory_savings"] > 8
-
-
-def test_the_new_dataset_is_unregistered_after_its_tests():
-    assert "movingbars" not in DATASETS

@@ -15,6 +15,8 @@ import pytest
 import torch
 from torch import nn
 
+from spikequant.errors import OptionError
+from spikequant.models import build
 from spikequant.snn import (
     LIF,
     NEURONS,
@@ -112,12 +114,33 @@ def test_trains_in_a_network_and_learns_its_adaptation(adaptive_lif):
     assert net[1].beta.item() != 0.5 and net[3].beta.item() != 0.5
 
 
+def test_its_own_options_reach_every_layer_and_are_checked(adaptive_lif):
+    net = build("ndigits", neuron="adaptive_lif", neuron_options={"rho": 0.6, "beta": 0.25},
+                channels=4)
+    neurons = [m for m in net.modules() if isinstance(m, adaptive_lif)]
+    assert len(neurons) == 3 and {(n.rho, n.beta.item()) for n in neurons} == {(0.6, 0.25)}
+    assert all(n.detach_reset and n.threshold == 1.0 for n in neurons)  # the network's own
+    assert net.config["neuron_options"] == {"rho": 0.6, "beta": 0.25}
+    assert set(adaptive_lif.declared_options()) == {
+        "rho", "beta", "threshold", "v_reset", "detach_reset", "surrogate", "store_v_seq"}
+    with pytest.raises(OptionError, match="neuron 'adaptive_lif' has no option 'gamma'; its "
+                       "options are: rho, beta, threshold"):
+        build("ndigits", neuron="adaptive_lif", neuron_options={"gamma": 1.0})
+    with pytest.raises(OptionError, match="option 'rho' of neuron 'adaptive_lif' must be a "
+                       "number, got 'high'"):
+        build("ndigits", neuron="adaptive_lif", neuron_options={"rho": "high"})
+    cfg = TrainConfig(neuron="adaptive_lif", neuron_options={"rho": 0.9}, model="ndigits")
+    cfg.validate()
+    with pytest.raises(OptionError, match="'gamma' .--neuron-option / neuron_options in the"):
+        TrainConfig(neuron="adaptive_lif", neuron_options={"gamma": 0.9}).validate()
+
+
 def test_a_registered_network_trains_with_it_through_fit(adaptive_lif, ndigits_dir, tmp_path):
     out = tmp_path / "run"
     metrics = fit(TrainConfig(
         dataset="ndigits", quantizer="ste", epochs=1, batch_size=32, max_batches=3,
         data_dir=str(ndigits_dir), out=str(out), progress=False,
-        model_overrides={"neuron": "adaptive_lif"},
+        neuron="adaptive_lif", neuron_options={"beta": 0.5},
     ))
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     saved = json.loads((out / "metrics.json").read_text())

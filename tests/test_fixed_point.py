@@ -156,7 +156,7 @@ def test_train_config_checks_state_bits():
     with pytest.raises(ValueError,
                        match="--state-bits / state_bits in the config file: state bits must be"):
         TrainConfig(state_bits=2).validate()
-    with pytest.raises(ValueError, match="--quantizer none keeps them float"):
+    with pytest.raises(ValueError, match="quantizer 'none' keeps the weights float"):
         TrainConfig(quantizer="none", state_bits=8).validate()
     with pytest.raises(ValueError, match="--layer-bits"):
         TrainConfig(exclude=["conv1"], state_bits=8).validate()

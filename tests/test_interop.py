@@ -58,7 +58,7 @@ def _check(model: nn.Module, forward, names: list[str]) -> None:
         out = forward(x)
     assert out.shape == (BATCH, 2) and torch.isfinite(out).all()
     for name, layer, _ in quantized_layers(model):
-        assert layer.weight.unique().numel() <= 2, name
+        assert layer.weight.unique().numel() == 2, name  # binary: both levels in use
 
 
 def test_quantize_spikingjelly_network():

@@ -24,10 +24,10 @@ from spikequant._kernels import MODES, kernel_mode, use_kernels, use_triton  # n
 from spikequant.quant import SigmoidQuantizer, power_of_two_levels, symmetric_levels  # noqa: E402
 from spikequant.quant.kernels_triton import sigmoid_quantize_triton  # noqa: E402
 from spikequant.snn import lif_multistep  # noqa: E402
-from spikequant.snn.kernels_triton import SURROGATE_CODES, lif_multistep_triton  # noqa: E402
+from spikequant.snn.kernels_triton import lif_multistep_triton  # noqa: E402
 from spikequant.snn.surrogate import (  # noqa: E402
-    BUILTIN_SURROGATES,
     SURROGATES,
+    SurrogateKernel,
     SurrogateRecord,
     register_surrogate,
     unregister_surrogate,
@@ -52,8 +52,9 @@ def _assert_neuron_matches(*args, **kw):
     assert_neuron_matches(lif_multistep_triton, *args, **kw)
 
 
+KERNEL_SURROGATES = [r.name for r in SURROGATES.values() if r.kernel is not None]
 NEURON_CASES = list(itertools.product([0.0, None], [False, True], [True, False],
-                                      sorted(SURROGATE_CODES)))
+                                      KERNEL_SURROGATES))
 
 
 @pytest.mark.parametrize("v_reset,detach,decay_input,kind", NEURON_CASES)
@@ -77,9 +78,9 @@ def test_neuron_kernel_plif_from_a_given_potential_over_several_blocks():
                            store_v=True)
 
 
-def test_every_builtin_surrogate_is_registered_with_a_kernel_code():
-    assert set(SURROGATE_CODES) == set(BUILTIN_SURROGATES) <= set(SURROGATES)
-    assert sorted(SURROGATE_CODES.values()) == list(range(len(BUILTIN_SURROGATES)))
+def test_every_kernel_surrogate_number_has_its_registered_record():
+    # the cases above run each record with a kernel number; none may be left without one
+    assert sorted(SURROGATES[name].kernel for name in KERNEL_SURROGATES) == list(SurrogateKernel)
 
 
 def test_a_surrogate_without_a_kernel_code_runs_the_torch_implementation():
@@ -273,10 +274,16 @@ def test_triton_mode_on_cpu_without_the_interpreter_is_a_clear_error(monkeypatch
 
 
 def test_unknown_mode_in_the_environment_is_refused():
+    """Refused where a kernel is chosen (not at import, which would make every import of
+    spikequant fail with a traceback), as a ConfigError naming the variable and its value."""
     import subprocess
 
+    probe = ("import spikequant._kernels as k\n"
+             "try:\n    k.kernel_mode()\n"
+             "except __import__('spikequant.errors').errors.ConfigError as err:\n"
+             "    raise SystemExit(str(err))")
     done = subprocess.run(
-        [sys.executable, "-c", "import spikequant._kernels"], capture_output=True, text=True,
+        [sys.executable, "-c", probe], capture_output=True, text=True,
         env={**os.environ, "SPIKEQUANT_KERNELS": "fast"}, timeout=120,
     )
     assert done.returncode != 0 and "SPIKEQUANT_KERNELS='fast'" in done.stderr

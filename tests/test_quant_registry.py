@@ -34,7 +34,7 @@ class _Sign(WeightQuantizer, register=False):
 
 
 def test_builtin_names_in_their_listed_order():
-    assert QUANTIZERS == quantizer_names() == (
+    assert QUANTIZERS.names() == quantizer_names() == (
         "none", "sigmoid", "ste", "xnor", "lsq", "dorefa", "ptq")
     assert [quantizer_class(n).name for n in QUANTIZERS] == list(QUANTIZERS)
     assert [n for n in QUANTIZERS if quantizer_class(n).is_float] == ["none"]

@@ -6,6 +6,7 @@ surrogate combination, split over threads; and that `lif_multistep` dispatches t
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 
 import pytest
@@ -15,9 +16,10 @@ from _helpers import assert_neuron_matches, run_neuron
 from spikequant import _cpu_kernels
 from spikequant._kernels import use_kernels
 from spikequant.snn import lif_multistep
-from spikequant.snn.cpu_kernel import KERNEL, SURROGATE_CODES, lif_multistep_cpu, use_cpu_kernel
+from spikequant.snn.cpu_kernel import KERNEL, lif_multistep_cpu, use_cpu_kernel
 from spikequant.snn.surrogate import (
-    BUILTIN_SURROGATES,
+    SURROGATES,
+    SurrogateKernel,
     SurrogateRecord,
     register_surrogate,
     unregister_surrogate,
@@ -37,8 +39,8 @@ def _assert_matches(*args):
     assert_neuron_matches(lif_multistep_cpu, *args)
 
 
-CASES = list(itertools.product([0.0, None], [False, True], [True, False],
-                               sorted(SURROGATE_CODES)))
+KERNEL_SURROGATES = [r.name for r in SURROGATES.values() if r.kernel is not None]
+CASES = list(itertools.product([0.0, None], [False, True], [True, False], KERNEL_SURROGATES))
 
 
 @pytest.mark.parametrize("v_reset,detach,decay_input,kind", CASES)
@@ -80,8 +82,12 @@ def test_the_thread_split_does_not_change_the_result(monkeypatch):
     torch.testing.assert_close(g1[1], g2[1], rtol=1e-6, atol=0)  # decay: sums split otherwise
 
 
-def test_every_builtin_surrogate_has_a_code():
-    assert set(SURROGATE_CODES) == set(BUILTIN_SURROGATES)
+def test_the_c_header_numbers_the_surrogates_as_python_does():
+    header = (_cpu_kernels.SOURCES / "surrogate_kinds.h").read_text()
+    in_c = {name: int(value) for name, value in
+            re.findall(r"SURROGATE_([A-Z_]+)\s*=\s*(\d+)", header)}
+    assert in_c == {k.name: int(k) for k in SurrogateKernel}
+    assert sorted(SURROGATES[name].kernel for name in KERNEL_SURROGATES) == list(SurrogateKernel)
 
 
 def test_lif_multistep_dispatches_to_it_and_falls_back():

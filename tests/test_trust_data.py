@@ -258,24 +258,26 @@ def test_data_dir_that_is_a_file_is_one_line_saying_so(tmp_path, capsys):
         assert code == 2 and str(afile) in line and "is a file" in line and "--data-dir" in line
 
 
-def test_ndigits_in_a_read_only_folder_says_what_to_do(tmp_path, capsys, monkeypatch,
-                                                       ndigits_dir):
-    """A data folder that cannot be written (EACCES on every write into it, as a read-only
-    folder of another user gives; the tests run as root here, where chmod does not stop
-    writes) holding the generated events but not the frames of T=3."""
+def _refuse_writes_inside(folder: Path, monkeypatch) -> None:
+    """EACCES on every write into `folder`, as a read-only folder of another user gives (the
+    tests run as root here, where chmod does not stop writes)."""
     import spikequant.data.ndigits as ndigits_module
 
-    readonly = tmp_path / "shared"
-    shutil.copytree(ndigits_dir / "NDIGITS", readonly / "NDIGITS",
-                    ignore=shutil.ignore_patterns("frames-*"))
     real_write = ndigits_module.atomic_write
 
     def refuse_inside(path, write):
-        if Path(path).is_relative_to(readonly):
+        if Path(path).is_relative_to(folder):
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_write(path, write)
 
     monkeypatch.setattr(ndigits_module, "atomic_write", refuse_inside)
+
+
+def test_ndigits_in_a_read_only_folder_says_what_to_do(tmp_path, capsys, monkeypatch):
+    """ndigits itself (its events) cannot be generated into a folder that cannot be written."""
+    readonly = tmp_path / "shared"
+    readonly.mkdir()
+    _refuse_writes_inside(readonly, monkeypatch)
     code, err = run_cli(["train", "--dataset", "ndigits", "--data-dir", readonly, "--out",
                          tmp_path / "run", "--time-steps", "3", "--max-batches", "1",
                          "--no-progress"], capsys)
@@ -283,6 +285,25 @@ def test_ndigits_in_a_read_only_folder_says_what_to_do(tmp_path, capsys, monkeyp
     assert code == 2
     assert str(readonly / "NDIGITS") in line and "Permission denied" in line
     assert "--data-dir" in line and "writ" in line
+
+
+def test_ndigits_frames_that_cannot_be_kept_are_computed_in_memory(tmp_path, monkeypatch,
+                                                                    ndigits_dir):
+    """A read-only copy holding the generated events but not the frames of T=3: the frames
+    file is a cache, so it is computed and served from memory with a warning."""
+    from spikequant.errors import CacheUnavailableWarning
+
+    readonly = tmp_path / "shared"
+    shutil.copytree(ndigits_dir / "NDIGITS", readonly / "NDIGITS",
+                    ignore=shutil.ignore_patterns("frames-*"))
+    _refuse_writes_inside(readonly, monkeypatch)
+    with pytest.warns(CacheUnavailableWarning, match="ndigits frames file .*shared/NDIGITS/"
+                      "frames-.*Permission denied.*--data-dir"):
+        data = get_dataset("ndigits", "test", data_dir=readonly, time_steps=3, **QUIET)
+    fresh = get_dataset("ndigits", "test", data_dir=ndigits_dir, time_steps=3, **QUIET)
+    assert len(data) == len(fresh) and torch.equal(data[5][0], fresh[5][0])
+    assert sorted(p.name for p in (readonly / "NDIGITS").iterdir()) == [
+        p.name for p in (ndigits_dir / "NDIGITS").glob("ndigits-*")]
 
 
 def test_bad_file_in_a_dataloader_worker_is_one_line_naming_it(tmp_path, capsys):

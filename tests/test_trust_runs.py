@@ -32,7 +32,8 @@ def test_resume_with_more_epochs_keeps_learning(tmp_path, ndigits_dir, capsys, f
     """The README's "train 12, then resume to 20", at 1 then 2 epochs: the added epoch must
     train (it ran at learning rate 0, weights unchanged) on a schedule stretched to 2."""
     out = tmp_path / "run"
-    flags = ("--temperature-schedule", "cosine", "--t-max", "10")
+    flags = ("--quantizer-option", "temperature_schedule=cosine",
+             "--quantizer-option", "t_max=10")
     assert run_cli(train_argv(out, ndigits_dir, "-e", "1", *flags), capsys)[0] == 0
     first = load_checkpoint(out / "last.pt")
     code, err = run_cli(train_argv(out, ndigits_dir, "-e", "2", "--resume", *flags), capsys)

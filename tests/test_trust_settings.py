@@ -46,11 +46,14 @@ def test_config_file_types_are_checked(tmp_path, line, key):
 
 
 def test_config_values_of_the_right_type_still_load(tmp_path):
-    path = _toml(tmp_path, '[train]\nlr = 1\nt_max = 50\nlevels = [-2, -1, 0, 1, 2]\n'
-                           '[train.model_overrides]\nchannels = 8\n')
+    path = _toml(tmp_path, '[train]\nlr = 1\nlevels = [-2, -1, 0, 1, 2]\n'
+                           '[train.model_overrides]\nchannels = 8\n'
+                           '[train.quantizer_options]\nt_max = 50\n')
     cfg = TrainConfig.from_dict(load_config_file(path))
     assert cfg.lr == 1 and cfg.levels == [-2, -1, 0, 1, 2]
     assert cfg.model_overrides == {"channels": 8}
+    cfg.validate()
+    assert cfg.quantizer_options["t_max"] == 50
 
 
 def test_a_flag_overrides_the_config_file_only_when_given(tmp_path):
@@ -100,14 +103,16 @@ def test_every_published_experiment_states_its_recipe():
 
     from spikequant.train.config import read_toml
 
-    recipe = ("epochs", "batch_size", "optimizer", "lr", "loss", "time_steps",
-              "temperature_schedule", "t0", "t_max", "t_ramp", "gradient", "val_fraction")
+    recipe = ("epochs", "batch_size", "optimizer", "lr", "loss", "time_steps", "val_fraction")
+    sigmoid = ("temperature_schedule", "t0", "t_max", "t_ramp", "temperature_per_step",
+               "gradient")
     files = [p for p in (Path(__file__).parent.parent / "configs").glob("*/*.toml")
              if p.parent.name != "ndigits"]
     assert len(files) >= 44
     for path in files:
         stated = read_toml(path)["train"]
         assert all(key in stated for key in recipe), path
+        assert all(key in stated["quantizer_options"]["sigmoid"] for key in sigmoid), path
 
 
 def test_a_setting_error_names_the_flag_and_the_config_key():
@@ -164,8 +169,6 @@ def test_sweep_file_tables_and_types_are_checked(tmp_path, text, needle):
     ["train", "--lr", "nan"],
     ["train", "--lr", "0"],
     ["train", "--epochs", "0"],
-    ["train", "--t0", "-1"],
-    ["train", "--t-max", "inf"],
     ["train", "--num-workers", "-1"],
     ["train", "--seed", "-3"],
     ["demo", "--epochs", "0"],
@@ -180,8 +183,10 @@ def test_every_numeric_flag_is_checked_when_parsed(argv, capsys):
 
 @pytest.mark.parametrize("settings, name", [
     ({"weight_decay": -1.0}, "weight_decay"), ({"lr": float("inf")}, "lr"),
-    ({"lr": float("nan")}, "lr"), ({"momentum": 2.0}, "momentum"), ({"t0": 0.0}, "t0"),
-    ({"t_growth": float("inf")}, "t_growth"), ({"max_batches": 0}, "max_batches"),
+    ({"lr": float("nan")}, "lr"), ({"momentum": 2.0}, "momentum"),
+    ({"quantizer_options": {"t0": 0.0}}, "t0"), ({"quantizer_options": {"t_max": -1}}, "t_max"),
+    ({"quantizer_options": {"t_growth": float("inf")}}, "growth"),
+    ({"max_batches": 0}, "max_batches"),
     ({"levels": [1.0, -1.0]}, "levels"), ({"bits": 9}, "bits"), ({"num_workers": -1},
                                                                   "num_workers"),
 ])

@@ -20,11 +20,16 @@ they are the reference the kernels are tested against (same values up to float r
     SPIKEQUANT_KERNELS=torch     torch ops everywhere (turns these kernels off)
     SPIKEQUANT_CPU_KERNEL_DIR    where compiled libraries are kept (default
                                  $XDG_CACHE_HOME/spikequant or ~/.cache/spikequant)
+
+A cache folder that cannot be used (missing and not creatable, read-only, full, or writable by
+others) leaves the torch ops running, with one warning naming the folder, the setting that
+chose it and SPIKEQUANT_CPU_KERNEL_DIR.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import hashlib
 import os
@@ -33,11 +38,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
 
+from . import environment
 from ._kernels import kernel_mode
+from .errors import CacheUnavailableWarning
 
 SOURCES = Path(__file__).with_name("csrc")
 CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared")
@@ -51,11 +59,21 @@ double_p = ctypes.POINTER(ctypes.c_double)
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("SPIKEQUANT_CPU_KERNEL_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "spikequant"
+    """Where compiled libraries are kept: $SPIKEQUANT_CPU_KERNEL_DIR, else
+    environment.cache_home()."""
+    return environment.kernel_cache_dir()[0]
+
+
+class KernelCacheError(OSError):
+    """The kernel cache folder cannot be used; the message names it and how to move it."""
+
+
+def _cache_error(folder: Path, err: OSError) -> KernelCacheError:
+    origin = environment.kernel_cache_dir()[1]
+    return KernelCacheError(
+        f"the compiled CPU kernel cache {folder} ({origin}) cannot be used "
+        f"({err.strerror or err}); point SPIKEQUANT_CPU_KERNEL_DIR at a folder you can write"
+    )
 
 
 def compiler() -> str | None:
@@ -93,13 +111,18 @@ def build(source: Path, cc: str) -> Path:
     ]).encode()).hexdigest()[:16]
     out_dir = cache_dir()
     lib = out_dir / f"{source.stem}-{key}.so"
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _check_private(out_dir)
-    if lib.exists():
-        _check_private(lib)
-        return lib
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".so.part")
-    os.close(fd)
+    try:
+        out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _check_private(out_dir)
+        if lib.exists():
+            _check_private(lib)
+            return lib
+        fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".so.part")
+        os.close(fd)
+    except KernelCacheError:
+        raise
+    except OSError as err:
+        raise _cache_error(out_dir, err) from None
     try:
         for threads in (OPENMP, NO_OPENMP):
             done = subprocess.run([cc, *CFLAGS, *threads, f"-I{source.parent}", "-o", tmp,
@@ -108,25 +131,39 @@ def build(source: Path, cc: str) -> Path:
             if done.returncode == 0:
                 break
         else:
+            if _no_space(out_dir):  # the compiler could not write the library there
+                raise _cache_error(out_dir, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
             raise RuntimeError(f"{cc} failed on {source.name}: {done.stderr.strip()[-500:]}")
-        os.replace(tmp, lib)
+        try:
+            os.replace(tmp, lib)
+        except OSError as err:
+            raise _cache_error(out_dir, err) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return lib
 
 
+def _no_space(folder: Path) -> bool:
+    """Whether the file system of `folder` is full (a compile that fails there may be why)."""
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < (1 << 20)
+
+
 def _check_private(path: Path) -> None:
     """Loading a library runs its code: only load one from a place no other user can write.
-    A PermissionError (the kernel then falls back to torch ops) names the path and the fix."""
+    A KernelCacheError (the kernel then falls back to torch ops) names the path and the fix."""
     if not hasattr(os, "getuid"):
         return
     info = path.stat()
     if info.st_uid != os.getuid() or info.st_mode & 0o022:
-        raise PermissionError(
-            f"{path} is owned by another user or writable by others, so a compiled kernel there "
-            "could be replaced by someone else's code; point SPIKEQUANT_CPU_KERNEL_DIR at a "
-            "directory of your own (or chmod go-w it)"
+        raise KernelCacheError(
+            f"the compiled CPU kernel cache: {path} is owned by another user or writable by "
+            "others, so a compiled kernel there could be replaced by someone else's code; point "
+            "SPIKEQUANT_CPU_KERNEL_DIR at a directory of your own (or chmod go-w it)"
         )
 
 
@@ -167,6 +204,8 @@ class CompiledKernel:
         try:
             lib = ctypes.CDLL(str(build(self.source, cc)))
         except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+            if isinstance(err, KernelCacheError):
+                _warn_unusable_cache(str(err))
             return None, f"{type(err).__name__}: {err}"
         for name, argtypes in self.functions.items():
             fn = getattr(lib, name)
@@ -181,6 +220,13 @@ class CompiledKernel:
                 and all(t is None or (t.device.type == "cpu" and t.dtype == torch.float32)
                         for t in tensors)
                 and self.lib is not None)
+
+
+@functools.cache
+def _warn_unusable_cache(message: str) -> None:
+    """Once a process for each cache problem (every kernel meets the same one)."""
+    warnings.warn(f"{message}; the torch ops run instead of the compiled kernels (slower)",
+                  CacheUnavailableWarning, stacklevel=4)
 
 
 def parts(n: int) -> int:

@@ -9,9 +9,10 @@ heap and the next step's tensors of the same sizes reuse them: no page faults af
 step. The price: the process keeps its peak heap size until it exits, which a training run
 reaches anyway.
 
-`spikequant` calls `keep_freed_memory()` when it starts; SPIKEQUANT_MALLOPT=0 in the
-environment turns it off, and so does any MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ /
-GLIBC_TUNABLES the user set (theirs wins). Other C libraries (musl, macOS) are left alone.
+`spikequant` calls `keep_freed_memory()` when it starts; SPIKEQUANT_MALLOPT=off (or 0, false,
+no) in the environment turns it off, and so does any MALLOC_MMAP_THRESHOLD_ /
+MALLOC_TRIM_THRESHOLD_ / GLIBC_TUNABLES the user set (theirs wins). Other C libraries (musl,
+macOS) are left alone.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+
+from . import environment
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -31,11 +34,11 @@ _applied = False
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds to 1 GiB for this process; True when done
     (now or by an earlier call), False where it does not apply (turned off, a setting of the
-    user's, not glibc)."""
+    user's, not glibc). A SPIKEQUANT_MALLOPT that is neither on nor off is a ConfigError."""
     global _applied
     if _applied:
         return True
-    if os.environ.get("SPIKEQUANT_MALLOPT", "1").strip() in ("0", "off", "false", "no"):
+    if environment.value("SPIKEQUANT_MALLOPT") is False:
         return False
     if any(name in os.environ for name in _USER_SETTINGS):
         return False

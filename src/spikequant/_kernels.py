@@ -21,23 +21,23 @@ from contextlib import contextmanager
 
 import torch
 
-from .errors import KernelsUnavailable
+from . import environment
+from .errors import ConfigError, KernelsUnavailable
 
 MODES = ("auto", "torch", "triton")
 ENV = "SPIKEQUANT_KERNELS"
 
-
-def _mode_from_env() -> str:
-    mode = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    if mode not in MODES:
-        raise ValueError(f"{ENV}={mode!r} is not one of {', '.join(MODES)}; unset it or pick one")
-    return mode
-
-
-_mode = _mode_from_env()
+# Read from the environment at first use, not at import: a bad value is then a ConfigError
+# where a kernel is chosen (and the command's start-up check), not a failed import.
+_mode: str | None = None
 
 
 def kernel_mode() -> str:
+    """The mode in force: use_kernels' inside its block, else $SPIKEQUANT_KERNELS (default
+    auto); a value it does not accept is a spikequant.errors.ConfigError."""
+    global _mode
+    if _mode is None:
+        _mode = environment.value(ENV) or "auto"
     return _mode
 
 
@@ -46,8 +46,8 @@ def use_kernels(mode: str) -> Iterator[None]:
     """Run a block with `mode` ("auto", "torch" or "triton") instead of the environment's."""
     global _mode
     if mode not in MODES:
-        raise ValueError(f"kernel mode must be one of {', '.join(MODES)}, got {mode!r}")
-    before, _mode = _mode, mode
+        raise ConfigError(f"kernel mode must be one of {', '.join(MODES)}, got {mode!r}")
+    before, _mode = _mode, mode  # None before: the environment is read again after
     try:
         yield
     finally:
@@ -71,9 +71,10 @@ def interpreting() -> bool:
 
 def use_triton(t: torch.Tensor) -> bool:
     """Whether the Triton kernels should process tensor `t` under the current mode."""
-    if _mode == "torch":
+    mode = kernel_mode()
+    if mode == "torch":
         return False
-    if _mode == "auto":
+    if mode == "auto":
         return t.is_cuda and triton_import_error() is None
     error = triton_import_error()
     if error is not None:

@@ -1,4 +1,5 @@
-"""The errors spikequant raises for bad input, bad files and unusable settings.
+"""The errors spikequant raises for bad input, bad files and unusable settings, and the
+warnings it gives where it carries on.
 
 Every one of them is a `SpikequantError`, so a caller can catch them all; the `spikequant`
 command prints such an error as one line and exits with status 2. Most are also a
@@ -14,7 +15,13 @@ class SpikequantError(Exception):
 
 
 class ConfigError(SpikequantError, ValueError):
-    """A setting (flag, config file entry) that is unknown, of the wrong type or out of range."""
+    """A setting (flag, config file entry, environment variable, argument of the Python API)
+    that is unknown, of the wrong type or out of range."""
+
+
+class ModelError(SpikequantError, ValueError):
+    """A model handed to the Python API that it cannot work on as asked: no layer to quantize,
+    weights that are not finite or not float32, layers quantized already."""
 
 
 class CheckpointError(SpikequantError, ValueError):
@@ -28,6 +35,11 @@ class UnsafeFileError(CheckpointError):
 class RunFolderError(SpikequantError, ValueError):
     """A run folder (`--out`) that cannot be used: in use, holding foreign files, no checkpoint
     to resume, or settings that differ from the run it holds."""
+
+
+class ModelFileError(SpikequantError, ValueError):
+    """A packed model file that is not one `spikequant export` wrote (another safetensors
+    file, for one), is damaged, or does not fit the network it declares."""
 
 
 class OutputExistsError(SpikequantError, ValueError):
@@ -72,3 +84,20 @@ class UnsupportedExport(SpikequantError, NotImplementedError):
 
 class KernelsUnavailable(SpikequantError, RuntimeError):
     """Kernels asked for by name (SPIKEQUANT_KERNELS) that cannot run on this machine."""
+
+
+class UnknownComponent(ConfigError):
+    """A quantizer, neuron, surrogate, dataset or network name that nothing registered."""
+
+
+class OptionError(ConfigError):
+    """An option a component does not declare, or a value of the wrong type for it."""
+
+
+class PluginError(SpikequantError, ImportError):
+    """A plugin module (`--plugin`, `plugins = [...]`, an entry point) that fails to import."""
+
+
+class CacheUnavailableWarning(UserWarning):
+    """A cache (compiled kernels, frames) that cannot be read or written: the command goes on
+    without it, slower; the message names the folder and the setting that moves it."""

@@ -4,29 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import device, positive_int
-
-
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data-dir",
-        metavar="D",
-        default=None,
-        help="dataset root, tonic's save_to layout (default: $SPIKEQUANT_DATA, "
-        "else ~/.cache/spikequant/data)",
-    )
-    p.add_argument(
-        "--time-steps",
-        "-T",
-        type=positive_int,
-        default=None,
-        metavar="T",
-        help="frames per sample (default: the dataset's, e.g. 10 for N-MNIST)",
-    )
-    p.add_argument(
-        "--batch-size", "-b", type=positive_int, default=None, metavar="B",
-        help="samples per batch"
-    )
+from .argtypes import device
 
 
 def add_device_arg(p: argparse.ArgumentParser, default: str | None = "cpu") -> None:
@@ -48,17 +26,22 @@ def quantizer_help() -> str:
 
 
 def add_evaluation_args(p: argparse.ArgumentParser) -> None:
-    """Arguments of the commands that measure accuracy on a dataset split (eval, infer)."""
-    p.add_argument("--dataset", "-d", default=None, help="default: the training run's dataset")
-    p.add_argument("--split", choices=("train", "test"), default="test")
-    add_data_args(p)
-    add_device_arg(p)
-    p.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="leave out recordings that cannot be decoded (every file is decoded once before "
-        "evaluating) and report how many, instead of stopping at the first",
-    )
+    """Arguments of the commands that measure accuracy on a dataset split (eval, infer): the
+    ones shared with `train` are generated from its settings (cli.setting_args)."""
+    from .setting_args import add_settings
+
+    add_settings(p, {
+        "dataset": "dataset [default: the training run's]",
+        "data_dir": None,
+        "time_steps": "frames per sample [default: the training run's]",
+        "batch_size": "samples per batch [default: the training run's]",
+        "device": None,
+        "skip_bad": "leave out recordings that cannot be decoded (every file is decoded once "
+        "before evaluating) and report how many, instead of stopping at the first",
+    })
+    p.set_defaults(device="cpu", skip_bad=False)  # not the training run's: this machine's
+    p.add_argument("--split", choices=("train", "test"), default="test",
+                   help="the dataset split to measure [default: test]")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._signals import deferred
     from ..export import format_report, memory_report_from_file, run_metadata, save_packed
     from ..train import load_checkpoint, model_from_checkpoint
     from .outputs import check_outputs
@@ -44,13 +45,14 @@ def run(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(ckpt, source=args.checkpoint)
     metadata = run_metadata(ckpt.get("run"), ckpt.get("epoch"))
-    save_packed(model, args.out, metadata, float_dtype=args.float_dtype)
-    report = memory_report_from_file(args.out)
-    if args.nir:
-        from ..export import write_nir
+    with deferred():  # a SIGINT / SIGTERM waits until both files are written
+        save_packed(model, args.out, metadata, float_dtype=args.float_dtype)
+        if args.nir:
+            from ..export import write_nir
 
-        run_info = ckpt.get("run", {})
-        write_nir(model, args.nir, time_steps=run_info.get("time_steps"))
+            run_info = ckpt.get("run", {})
+            write_nir(model, args.nir, time_steps=run_info.get("time_steps"))
+    report = memory_report_from_file(args.out)
     if args.json:
         print(json.dumps({"out": str(args.out), "nir": args.nir, **report.as_dict()}, indent=2))
     else:

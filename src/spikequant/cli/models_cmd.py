@@ -25,7 +25,7 @@ def _rows() -> list[dict]:
     from ..models import MODELS, build_float_on_meta, count_parameters
 
     rows = []
-    for spec in MODELS.values():
+    for spec in MODELS.values():  # ModelRecipe
         rows.append(
             {
                 "name": spec.name,

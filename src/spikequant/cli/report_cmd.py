@@ -87,11 +87,9 @@ def _synops(args: argparse.Namespace, model, run_info: dict, levels):
     dataset = args.dataset or run_info.get("dataset") or args.network
     if not dataset:
         raise ValueError("pass --dataset for --synops")
-    time_steps = args.time_steps or run_info.get("time_steps")
-    if time_steps is None:
-        from ..data import dataset_info
+    from ..data import dataset_info
 
-        time_steps = dataset_info(dataset).default_time_steps
+    time_steps = dataset_info(dataset).time_steps(args.time_steps or run_info.get("time_steps"))
     check_inference_memory(model, dataset, time_steps, args.batch_size, args.device)
     data = get_dataset(dataset, args.split, data_dir=args.data_dir or run_info.get("data_dir"),
                        time_steps=time_steps, split_by=run_info.get("split_by", "number"))

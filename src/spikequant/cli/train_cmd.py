@@ -8,16 +8,12 @@ import argparse
 import dataclasses
 import json
 import os
-import typing
-from typing import Any
+import textwrap
 
 from ..train.config import TrainConfig
-from ..train.setting import GROUPS, choices_of, default_shown, flag_of, help_of
-from . import argtypes
-from ._common import quantizer_help
+from ..train.setting import GROUPS, default_shown, flag_of, help_of
+from .setting_args import add_setting
 
-# Help written beside other commands' options of the same name, shared with them.
-SHARED_HELP = {"quantizer": quantizer_help}
 SHOWN = ("dataset", "quantizer", "bits", "test_accuracy", "best_test_accuracy",
          "memory_savings", "train_seconds")
 
@@ -26,12 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train an SNN at a chosen weight precision",
-        description="Train a spiking network with quantized weights (quantization-aware "
-        "training). Writes OUT/metrics.json, OUT/log.csv (one row an epoch), "
-        "OUT/last.pt (resumable) and OUT/best.pt. Settings come from the defaults, "
-        "then --config FILE ([train] table of a TOML file), then the flags given.",
-        epilog=_config_only_help() + " Example: spikequant train --dataset ndigits --quantizer "
-        "sigmoid --bits 1 --epochs 15 --batch-size 64 --lr 2e-3 --out runs/bin",
+        description=textwrap.fill(
+            "Train a spiking network with quantized weights (quantization-aware training). "
+            "Writes OUT/metrics.json, OUT/log.csv (one row an epoch), OUT/last.pt (resumable) "
+            "and OUT/best.pt. Settings come from the defaults, then --config FILE ([train] "
+            "table of a TOML file), then the flags given.", 88),
+        epilog=textwrap.fill(
+            _config_only_help() + " Example: spikequant train --dataset ndigits --quantizer "
+            "sigmoid --bits 1 --epochs 15 --batch-size 64 --lr 2e-3 --out runs/bin", 88)
+        + "\n\n" + component_options_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", metavar="FILE",
                    help="TOML file with a [train] table of settings (`extends = \"FILE\"` at "
@@ -40,49 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     for f in dataclasses.fields(TrainConfig):
         flag = flag_of(f)
         if flag is not None:
-            groups[f.metadata["group"]].add_argument(*_names(f, flag), **_options(f))
+            add_setting(groups[f.metadata["group"]], f)
     p.set_defaults(func=run)
-
-
-def _names(f: dataclasses.Field, flag: str) -> tuple[str, ...]:
-    short = f.metadata.get("short")
-    return (flag, short) if short else (flag,)
-
-
-def _options(f: dataclasses.Field) -> dict[str, Any]:
-    meta = f.metadata
-    options: dict[str, Any] = {"dest": f.name, "default": None}
-    if f.type in (bool, "bool"):
-        options.update(action="store_const", const=not f.default)
-    elif meta.get("repeat"):
-        options["action"] = "append"
-    else:
-        options["type"] = _arg_type(f)
-        options["choices"] = choices_of(f)
-    if meta.get("metavar"):
-        options["metavar"] = meta["metavar"]
-    options["help"] = argparse.SUPPRESS if meta.get("hidden") else _help(f)
-    return options
-
-
-def _help(f: dataclasses.Field) -> str:
-    text = SHARED_HELP[f.name]() if f.name in SHARED_HELP else help_of(f)
-    shown = default_shown(f) if f.type not in (bool, "bool") else None
-    return f"{text} [default: {shown}]".replace("%", "%%") if shown else text.replace("%", "%%")
-
-
-def _arg_type(f: dataclasses.Field):
-    """The argparse type of a field: named in its metadata, else its number type and range."""
-    named = f.metadata.get("arg_type")
-    if named:
-        return str if named == "str" else getattr(argtypes, named)
-    hints = typing.get_type_hints(TrainConfig)
-    kinds = set(typing.get_args(hints[f.name]) or (hints[f.name],)) - {type(None)}
-    number = next((k for k in (int, float) if k in kinds), None)
-    bounds = f.metadata.get("bounds")
-    if number is None or bounds is None or bounds.low is None:
-        return number or str
-    return argtypes.at_least(bounds.low, integer=number is int, above=bounds.above)
 
 
 def _config_only_help() -> str:
@@ -96,16 +55,52 @@ def _config_only_help() -> str:
     return "Settings only a --config file sets: " + ", ".join(parts) + "."
 
 
+def component_options_help() -> str:
+    """Every registered quantizer's and neuron's options, for the end of `train --help`."""
+    from ..options import describe_options
+    from ..quant import QUANTIZERS
+    from ..snn import NEURONS
+
+    lines = ["options of each quantizer (--quantizer-option KEY=VALUE; per-channel scales are "
+             "--per-channel):"]
+    for name, cls in QUANTIZERS.items():
+        declared = {k: o for k, o in cls.declared_options().items() if k != "per_channel"}
+        lines += [f"  {name}:", describe_options(declared)]
+    lines += ["", textwrap.fill(
+        "options of each neuron (--neuron-option KEY=VALUE): the defaults of the class; the "
+        "study's networks use threshold 1, v_reset 0, detach_reset true and the network's tau "
+        "and surrogate unless these options say otherwise:", 88)]
+    for name, cls in NEURONS.items():
+        lines += [f"  {name}:", describe_options(cls.declared_options())]
+    return "\n".join(lines)
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The settings of a run: defaults, then the --config file, then the flags given."""
+    """The settings of a run: defaults, then the --config file, then the flags given. The
+    KEY=VALUE texts of --quantizer-option / --neuron-option are read by the types the run's
+    quantizer / neuron declares and go over the config file's table."""
+    from ..options import parse_assignments
+    from ..train.component_options import parse_cli_options
     from ..train.config import load_config_file
+    from ..train.setting import default_of
 
     values = load_config_file(args.config) if args.config else {}
+    component_flags = []
     for f in dataclasses.fields(TrainConfig):
         given = getattr(args, f.name, None) if flag_of(f) else None
-        if given is not None:
-            parse = f.metadata.get("parse")
-            values[f.name] = parse(given) if parse else given
+        if given is None:
+            continue
+        if f.metadata.get("options_of"):
+            component_flags.append((f, parse_assignments(given, flag_of(f))))
+            continue
+        if f.name == "plugins":  # the config file's were imported too: the run used both
+            given = list(dict.fromkeys([*values.get("plugins", []), *given]))
+        parse = f.metadata.get("parse")
+        values[f.name] = parse(given) if parse else given
+    settings = {f.name: default_of(f) for f in dataclasses.fields(TrainConfig)} | values
+    for f, texts in component_flags:
+        parsed = parse_cli_options(f.metadata["options_of"], texts, settings, flag_of(f))
+        values[f.name] = {**values.get(f.name, {}), **parsed}
     return TrainConfig.from_dict(values, source=args.config or "flags")
 
 

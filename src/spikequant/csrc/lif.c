@@ -16,24 +16,25 @@
 #include <string.h>
 
 #include "exp_poly.h"
+#include "surrogate_kinds.h"
 
 #define CHUNK 512
 
-/* d/dx of the built-in surrogates, numbered as spikequant.snn.surrogate.BUILTIN_SURROGATES */
+/* d/dx of the built-in surrogates (surrogate_kinds.h) */
 static inline float surrogate_grad(float x, float alpha, int kind) {
-    if (kind == 0) { /* atan */
+    if (kind == SURROGATE_ATAN) {
         float z = 1.5707963267948966f * alpha * x;
         return (alpha * 0.5f) / (1.0f + z * z);
     }
-    if (kind == 1) { /* sigmoid */
+    if (kind == SURROGATE_SIGMOID) {
         float s = 1.0f / (1.0f + exp_poly(-alpha * x));
         return alpha * s * (1.0f - s);
     }
-    if (kind == 2) { /* fast sigmoid */
+    if (kind == SURROGATE_FAST_SIGMOID) {
         float d = 1.0f + alpha * __builtin_fabsf(x);
         return (alpha * 0.5f) / (d * d);
     }
-    float tri = 1.0f - alpha * __builtin_fabsf(x); /* triangle */
+    float tri = 1.0f - alpha * __builtin_fabsf(x); /* SURROGATE_TRIANGLE */
     return alpha * (tri > 0.0f ? tri : 0.0f);
 }
 
@@ -79,21 +80,25 @@ void lif_forward(const float *x, const float *v0, float *h, float *s, float *v_o
 static void surrogate_chunk(float *restrict sg, const float *restrict h, int m, float threshold,
                             float alpha, int kind) {
     switch (kind) {
-    case 0:
+    case SURROGATE_ATAN:
 #pragma omp simd
-        for (int j = 0; j < m; j++) sg[j] = surrogate_grad(h[j] - threshold, alpha, 0);
+        for (int j = 0; j < m; j++)
+            sg[j] = surrogate_grad(h[j] - threshold, alpha, SURROGATE_ATAN);
         break;
-    case 1:
+    case SURROGATE_SIGMOID:
 #pragma omp simd
-        for (int j = 0; j < m; j++) sg[j] = surrogate_grad(h[j] - threshold, alpha, 1);
+        for (int j = 0; j < m; j++)
+            sg[j] = surrogate_grad(h[j] - threshold, alpha, SURROGATE_SIGMOID);
         break;
-    case 2:
+    case SURROGATE_FAST_SIGMOID:
 #pragma omp simd
-        for (int j = 0; j < m; j++) sg[j] = surrogate_grad(h[j] - threshold, alpha, 2);
+        for (int j = 0; j < m; j++)
+            sg[j] = surrogate_grad(h[j] - threshold, alpha, SURROGATE_FAST_SIGMOID);
         break;
     default:
 #pragma omp simd
-        for (int j = 0; j < m; j++) sg[j] = surrogate_grad(h[j] - threshold, alpha, 3);
+        for (int j = 0; j < m; j++)
+            sg[j] = surrogate_grad(h[j] - threshold, alpha, SURROGATE_TRIANGLE);
     }
 }
 

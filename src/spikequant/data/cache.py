@@ -7,7 +7,11 @@ reported by name and rebuilt from its recording.
 
 Files are written to a temporary name in the same folder and renamed into place, so readers
 (several DataLoader workers, several processes) see either no file or a whole one; two workers
-computing the same recording both write identical frames and the last rename wins."""
+computing the same recording both write identical frames and the last rename wins.
+
+A cache that cannot be used (a folder that cannot be created or written, a full disk) is not
+an error: one warning names the folder and the setting that moves it, and the frames are
+computed from the recordings each time they are drawn."""
 
 from __future__ import annotations
 
@@ -20,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import environment
 from .._atomic import atomic_write
+from ..errors import CacheUnavailableWarning
 
 CACHE_VERSION = 2  # 2: entries named by content digest instead of path, size and mtime
 COUNT_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
@@ -40,22 +46,27 @@ def smallest_count_dtype(frames: np.ndarray) -> np.dtype:
 
 
 class FrameCache:
-    """Frames of one configuration under root/<dataset>/<T..-split-digest>/."""
+    """Frames of one configuration under root/<dataset>/<T..-split-digest>/. `origin` says
+    which setting chose root, for the warning when it cannot be written."""
 
     def __init__(
-        self, root: str | os.PathLike, config: dict, shape: tuple[int, ...] | None = None
+        self, root: str | os.PathLike, config: dict, shape: tuple[int, ...] | None = None,
+        origin: str = "",
     ):
         self.shape = tuple(shape) if shape is not None else None
         config = {"cache_version": CACHE_VERSION, **config}
         text = json.dumps(config, sort_keys=True)
         digest = hashlib.sha1(text.encode()).hexdigest()[:12]
         name = f"T{config.get('time_steps')}-{config.get('split_by')}-{digest}"
-        self.config = config
+        self.config, self.origin, self.writable = config, origin, True
         self.dir = Path(root) / str(config.get("dataset", "data")) / name
-        self.dir.mkdir(parents=True, exist_ok=True)
         described = self.dir / "config.json"
-        if not described.exists():
-            atomic_write(described, lambda f: f.write(text.encode() + b"\n"))
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not described.exists():
+                atomic_write(described, lambda f: f.write(text.encode() + b"\n"))
+        except OSError as err:
+            self.cannot_write(err)
 
     @staticmethod
     def key(*parts) -> str:
@@ -69,7 +80,7 @@ class FrameCache:
         path = self.path(key)
         try:
             frames = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a miss, or a cache never made
             return None
         except (ValueError, OSError, EOFError) as err:
             return self._bad_entry(path, source, f"cannot be read ({err})")
@@ -96,39 +107,71 @@ class FrameCache:
         )
         return None
 
+    def cannot_write(self, err: OSError) -> None:
+        """Stop writing to this cache, with one warning saying why and how to move it."""
+        if not self.writable:
+            return
+        self.writable = False
+        moved = f" ({self.origin})" if self.origin else ""
+        warnings.warn(
+            f"the frame cache {self.dir}{moved} cannot be written ({err.strerror or err}): "
+            "frames are computed from the recordings each time, slower; set "
+            "SPIKEQUANT_FRAME_CACHE to a folder you can write",
+            CacheUnavailableWarning,
+            stacklevel=3,
+        )
+
     def save(self, key: str, frames: np.ndarray) -> None:
+        """Keep the frames of `key`; a write that fails turns the cache's writes off."""
+        if not self.writable:
+            return
         counts = frames.astype(smallest_count_dtype(frames), copy=False)
-        atomic_write(self.path(key), lambda f: np.save(f, counts))
+        try:
+            atomic_write(self.path(key), lambda f: np.save(f, counts))
+        except OSError as err:
+            self.cannot_write(err)
 
     def mark_bad(self, key: str, reason: str) -> None:
-        atomic_write(self.dir / f"{key}.bad", lambda f: f.write(reason.encode()))
+        if not self.writable:
+            return
+        try:
+            atomic_write(self.dir / f"{key}.bad", lambda f: f.write(reason.encode()))
+        except OSError as err:
+            self.cannot_write(err)
 
     def listing(self) -> set[str]:
         """Names of the files in this configuration's folder (one directory read)."""
         try:
             return set(os.listdir(self.dir))
-        except FileNotFoundError:
+        except OSError:  # missing, or a cache that could not be made
             return set()
 
     def bad_reason(self, key: str) -> str | None:
         """Why an earlier run found this recording bad, or None if none did."""
         try:
             return (self.dir / f"{key}.bad").read_text(errors="replace").strip() or "bad"
-        except FileNotFoundError:
+        except OSError:
             return None
 
 
-def writable_cache_root(data_dir: Path, requested: str | os.PathLike | None) -> Path:
-    """`requested`, else data_dir/frames_cache, else (read-only data) a per-user folder."""
+def writable_cache_root(
+    data_dir: Path, requested: str | os.PathLike | None
+) -> tuple[Path, str]:
+    """(frame cache root, the setting that chose it): `requested` (get_dataset's cache_dir),
+    else $SPIKEQUANT_FRAME_CACHE, else data_dir/frames_cache, else (read-only data) a folder
+    under environment.cache_home()."""
     if requested:
-        return Path(requested).expanduser()
+        return Path(requested).expanduser(), "cache_dir="
+    chosen = environment.frame_cache_dir()
+    if chosen is not None:
+        return chosen, "$SPIKEQUANT_FRAME_CACHE"
     preferred = data_dir / "frames_cache"
     try:
         preferred.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=preferred, delete=True)
         probe.close()
-        return preferred
+        return preferred, "under the data folder"
     except OSError:
         tag = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:10]
-        cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-        return Path(cache_home).expanduser() / "spikequant" / "frames" / tag
+        origin = f"the data folder is read-only; {environment.cache_home_origin()}"
+        return environment.cache_home() / "frames" / tag, origin

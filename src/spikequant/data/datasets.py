@@ -141,7 +141,7 @@ class EventFrameDataset(Dataset):
 def _frame_spec(info: DatasetInfo, time_steps, split_by, resize, denoise) -> FrameSpec:
     if split_by not in SPLIT_MODES:
         raise ValueError(f"split_by must be one of {SPLIT_MODES}, not {split_by!r}")
-    steps = int(time_steps or info.default_time_steps)
+    steps = info.time_steps(time_steps)
     if steps < 1:
         raise ValueError(f"time_steps must be >= 1, got {time_steps}")
     if resize == "default":
@@ -229,11 +229,12 @@ def open_recordings(
     _warn_if_partial(info, split_info)
     frame_cache = None
     if cache:
-        cache_root = writable_cache_root(root, options.get("cache_dir"))
+        cache_root, origin = writable_cache_root(root, options.get("cache_dir"))
         frame_cache = FrameCache(
             cache_root,
             {"dataset": info.name, **spec.as_dict(), "sensor": list(info.sensor_size)},
             shape=(spec.time_steps, 2, *spec.out_hw),
+            origin=origin,
         )
     split_info["frames"] = spec.as_dict()
     return EventFrameDataset(

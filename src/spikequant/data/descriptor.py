@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from ..registry import Registry
 from .formats import read_events
 from .sources import STRATIFIED_TEST_FRACTION, Candidate
 
@@ -64,9 +65,9 @@ class DatasetInfo:
         height, width = self.resize or (self.sensor_size[1], self.sensor_size[0])
         return (self.sensor_size[2], height, width)
 
-    @property
-    def tonic_folder(self) -> str:
-        return self.folder
+    def time_steps(self, given: int | None = None) -> int:
+        """The frames a sample: `given`, else the dataset's default."""
+        return int(given) if given else self.default_time_steps
 
     @property
     def file_splits(self) -> tuple[str, ...]:
@@ -113,39 +114,30 @@ class DatasetInfo:
 
 
 Descriptor = TypeVar("Descriptor", bound=DatasetInfo)
-DATASETS: dict[str, DatasetInfo] = {}  # by name, in registration order
-
-
-def _key(name: str) -> str:
-    return str(name).lower().replace("-", "").replace("_", "")
+# by name, in registration order
+DATASETS: Registry[DatasetInfo] = Registry(
+    "dataset",
+    "register one: spikequant.data.register_dataset(DatasetInfo subclass instance), imported "
+    "with --plugin MODULE or installed as a spikequant.plugins entry point",
+)
 
 
 def register_dataset(info: Descriptor) -> Descriptor:
-    """Make `info` known by its name (lower case, no '-' or '_': lookups ignore those)."""
+    """Make `info` known by its name (lookups ignore case, '-' and '_')."""
     if not isinstance(info, DatasetInfo):
         raise TypeError(f"register_dataset takes a DatasetInfo, not {type(info).__name__}")
-    if _key(info.name) != info.name or not info.name:
-        raise ValueError(
-            f"dataset name {info.name!r}: use lower case letters and digits only "
-            f"(e.g. {_key(info.name)!r}); lookups ignore case, '-' and '_'"
-        )
-    if info.name in DATASETS:
-        raise ValueError(
-            f"a dataset named {info.name!r} is already registered "
-            f"({type(DATASETS[info.name]).__name__}); choose another name"
-        )
-    DATASETS[info.name] = info
-    return info
+    return DATASETS.register(info.name, info, builtin=type(info).__module__.startswith(
+        "spikequant."))
 
 
 def unregister_dataset(name: str) -> DatasetInfo:
     """Forget the dataset `name` (a test's own dataset, after the test); returns it."""
-    return DATASETS.pop(dataset_info(name).name)
+    info = dataset_info(name)
+    DATASETS.unregister(info.name)
+    return info
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """The descriptor of `name` (case-insensitive); ValueError naming the valid names."""
-    key = _key(name)
-    if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    return DATASETS[key]
+    """The descriptor of `name` (any spelling: case, '-' and '_' are ignored); an
+    UnknownComponent (a ValueError) naming the valid names otherwise."""
+    return DATASETS.get(name)

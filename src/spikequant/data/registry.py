@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .. import environment
 from .builtin.cifar10dvs import CIFAR10_CLASSES
 from .builtin.dvsgesture import GESTURE_CLASSES
 from .builtin.ncaltech101 import NCALTECH101_CLASSES
@@ -14,12 +15,9 @@ from .descriptor import DATASETS, DatasetInfo, dataset_info, register_dataset, u
 
 
 def default_data_dir() -> Path:
-    """$SPIKEQUANT_DATA if set, else ~/.cache/spikequant/data (honouring $XDG_CACHE_HOME)."""
-    env = os.environ.get("SPIKEQUANT_DATA")
-    if env:
-        return Path(env).expanduser()
-    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return Path(cache_home).expanduser() / "spikequant" / "data"
+    """$SPIKEQUANT_DATA if set, else ~/.cache/spikequant/data (honouring $XDG_CACHE_HOME):
+    spikequant.environment.default_data_dir."""
+    return environment.default_data_dir()
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:

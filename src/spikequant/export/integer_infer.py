@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ModelFileError
 from ..models.fixed_point_forward import run_program
 from ..models.integer_program import (
     IntegerProgram,
@@ -85,19 +86,20 @@ class IntegerNetwork(nn.Module):
         try:
             return cls._from_file(path, info, tensors, state_bits)
         except (KeyError, TypeError) as err:
-            raise ValueError(f"{path}: its metadata lacks or misstates a field ({err!r}); export "
-                             "it again with `spikequant export`") from None
+            raise ModelFileError(f"{path}: its metadata lacks or misstates a field ({err!r}); "
+                                 "export it again with `spikequant export`") from None
 
     @classmethod
     def _from_file(cls, path: Path, info: dict, tensors: dict, state_bits: int | None):
         from ..models import build_float_on_meta
-        from ..models.registry import ARCH_KEYS
+        from ..models.registry import architecture_keys
 
         config = info.get("model_config")
         if not config:
-            raise ValueError(f"{path} has no model_config: the integer path runs the registered "
-                             "networks (spikequant.models) only")
-        twin = build_float_on_meta(config["name"], **{k: config[k] for k in ARCH_KEYS
+            raise ModelFileError(f"{path} has no model_config: the integer path runs the "
+                                 "registered networks (spikequant.models) only")
+        twin = build_float_on_meta(config["name"], **{k: config[k] for k in
+                                                      architecture_keys(config["name"])
                                                       if k in config})
         layers = {e["key"].removesuffix(".weight"): e for e in info["layers"]}
         floats = [n for n, m in twin.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))

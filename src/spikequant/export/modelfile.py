@@ -40,6 +40,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from .._atomic import atomic_write_bytes
+from ..errors import ModelFileError
 from ..quant import QuantizedWeight
 from .bitpack import pack_bits, packed_size, unpack_bits
 from .tensors import inference_tensors
@@ -132,7 +133,21 @@ def serialize_packed(
         "spikequant": json.dumps(info, default=str, separators=(",", ":")),
     }
     header["sha256"] = _content_hash(header, tensors)
-    return st_save(tensors, metadata=header)
+    return _with_sorted_metadata(st_save(tensors, metadata=header))
+
+
+def _with_sorted_metadata(data: bytes) -> bytes:
+    """`data` with its header's metadata entries in sorted order: safetensors writes them in
+    the order of a hash map, which changes from one process to the next, and the same model
+    should be the same file. The entries keep their text, so the header keeps its length."""
+    (size,) = struct.unpack("<Q", data[:8])
+    raw = data[8:8 + size]
+    header = json.loads(raw)
+    header["__metadata__"] = dict(sorted(header.get("__metadata__", {}).items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > size:  # a writer whose JSON is not the compact form: leave it as it is
+        return data
+    return data[:8] + text + b" " * (size - len(text)) + data[8 + size:]
 
 
 def packed_model_bytes(
@@ -154,8 +169,8 @@ def save_packed(
     return len(data)
 
 
-def _bad(path: Path, problem: str) -> ValueError:
-    return ValueError(
+def _bad(path: Path, problem: str) -> ModelFileError:
+    return ModelFileError(
         f"{path}: {problem}. The file is not a usable spikequant packed model; "
         "export it again with `spikequant export --checkpoint CKPT --out FILE`."
     )
@@ -194,7 +209,7 @@ def _check_version(path: Path, meta: dict[str, str]) -> None:
     except ValueError:
         raise _bad(path, f"format_version {meta.get('format_version')!r} is not a number") from None
     if version > FORMAT_VERSION:
-        raise ValueError(
+        raise ModelFileError(
             f"{path} uses packed format version {version}, this spikequant reads up to "
             f"{FORMAT_VERSION}: upgrade spikequant to load it"
         )
@@ -273,7 +288,7 @@ def load_packed(
     path = Path(path)
     info, state = packed_state_dict(path)
     if model is None:
-        model = _build(path, info.get("model_config"), state)
+        model = _build(path, info.get("model_config"), state, _recorded_plugins(info))
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:
@@ -285,15 +300,26 @@ def load_packed(
     return model.to(device).eval(), info.get("metadata", {})
 
 
-def _build(path: Path, config: dict | None, state: dict[str, torch.Tensor]) -> nn.Module:
+def _recorded_plugins(info: dict) -> list[str] | None:
+    """The plugins the run behind a file was trained with, if the file says."""
+    metadata = info.get("metadata")
+    run = metadata.get("run") if isinstance(metadata, dict) else None
+    plugins = run.get("plugins") if isinstance(run, dict) else None
+    return [str(p) for p in plugins] if isinstance(plugins, list) else None
+
+
+def _build(path: Path, config: dict | None, state: dict[str, torch.Tensor],
+           plugins: list[str] | None = None) -> nn.Module:
     if not config:
         raise ValueError(
             f"{path} has no model_config (the network was not built by spikequant.models); "
             "pass model=<an unquantized network of the same architecture> to load_packed"
         )
     from ..models import build
+    from ..models.registry import check_components
     from ..models.shapes import shape_mismatch
 
+    check_components(config, plugins, str(path), quantizer=False)
     # Checked on the meta device first: a config declaring a huge network is refused before
     # it is allocated, whatever the file's hash says (anyone can compute a hash).
     problem = shape_mismatch(config, state)

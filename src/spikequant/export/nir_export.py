@@ -271,9 +271,9 @@ def _model_input_shape(model: nn.Module) -> tuple[int, ...]:
         if shape is not None:
             return tuple(int(s) for s in shape)
         raise ValueError("pass input_shape=(C, H, W): the network has no registered model_config")
-    from ..models import model_spec
+    from ..models import model_recipe
 
-    return tuple(model_spec(config["name"]).input_shape)
+    return tuple(model_recipe(config["name"]).input_shape)
 
 
 def _check_dt(dt: float) -> float:

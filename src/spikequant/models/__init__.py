@@ -16,21 +16,27 @@ with its layer's weight scale and neuron leak into per-channel integer multiplie
 from .convnet import SpikingConvNet
 from .registry import (
     MODELS,
-    ModelSpec,
+    ModelRecipe,
     build,
     build_float_on_meta,
+    convnet_recipe,
     count_parameters,
     list_models,
-    model_spec,
+    model_recipe,
+    register_model,
+    unregister_model,
 )
 
 __all__ = [
     "MODELS",
-    "ModelSpec",
+    "ModelRecipe",
     "SpikingConvNet",
     "build",
     "build_float_on_meta",
+    "convnet_recipe",
     "count_parameters",
     "list_models",
-    "model_spec",
+    "model_recipe",
+    "register_model",
+    "unregister_model",
 ]

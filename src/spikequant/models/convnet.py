@@ -31,12 +31,14 @@ from torch import nn
 
 from ..snn import MaxPool2x2, SpikingNeuron, SpikingSequential, TimeSharedDropout, make_neuron
 from ..snn.fixed_point import check_state_bits
+from .fixed_point_rules import refuse_float_weights
 
 
-def _neuron(kind: str, tau: float, surrogate: str) -> nn.Module:
-    # The paper's settings: threshold 1, hard reset to 0, detached reset.
-    return make_neuron(kind, tau, threshold=1.0, v_reset=0.0, detach_reset=True,
-                       surrogate=surrogate)
+def _neuron(kind: str, tau: float, surrogate: str, options: dict[str, Any]) -> nn.Module:
+    # The paper's settings: threshold 1, hard reset to 0, detached reset (`options`, the
+    # neuron's own, may change them).
+    settings = {"threshold": 1.0, "v_reset": 0.0, "detach_reset": True, "surrogate": surrogate}
+    return make_neuron(kind, tau, **{**settings, **options})
 
 
 def block_widths(channels: int | Sequence[int], num_blocks: int) -> list[int]:
@@ -79,8 +81,10 @@ class SpikingConvNet(SpikingSequential):
         tau: float = 2.0,
         surrogate: str = "atan",
         dropout: float = 0.5,
+        neuron_options: dict[str, Any] | None = None,
     ) -> None:
         height, width = input_size
+        options = dict(neuron_options or {})
         out_h, out_w = pooled_size(height, num_blocks), pooled_size(width, num_blocks)
         if out_h < 1 or out_w < 1:
             raise ValueError(
@@ -93,7 +97,7 @@ class SpikingConvNet(SpikingSequential):
         for i, c_out in enumerate(widths, start=1):
             layers[f"conv{i}"] = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
             layers[f"bn{i}"] = nn.BatchNorm2d(c_out)
-            layers[f"neuron{i}"] = _neuron(neuron, tau, surrogate)
+            layers[f"neuron{i}"] = _neuron(neuron, tau, surrogate, options)
             layers[f"pool{i}"] = MaxPool2x2()
             c_in = c_out
         layers["flatten"] = nn.Flatten()
@@ -102,11 +106,11 @@ class SpikingConvNet(SpikingSequential):
         if hidden:
             layers["dropout1"] = TimeSharedDropout(dropout)
             layers["fc1"] = nn.Linear(features, hidden, bias=False)
-            layers["neuron_fc1"] = _neuron(neuron, tau, surrogate)
+            layers["neuron_fc1"] = _neuron(neuron, tau, surrogate, options)
             features, drop = hidden, 2
         layers[f"dropout{drop}"] = TimeSharedDropout(dropout)
         layers["classifier"] = nn.Linear(features, num_classes * votes, bias=False)
-        layers["neuron_out"] = _neuron(neuron, tau, surrogate)
+        layers["neuron_out"] = _neuron(neuron, tau, surrogate, options)
         super().__init__(layers)
         self.num_classes = num_classes
         self.votes = votes
@@ -121,13 +125,7 @@ class SpikingConvNet(SpikingSequential):
         if bits is not None:
             from .fixed_point_forward import unquantized_layers
 
-            floats = unquantized_layers(self)
-            if floats:
-                raise ValueError(
-                    f"fixed-point state needs every conv / linear layer quantized (integer "
-                    f"weights); {', '.join(floats)} kept float weights. Give them their own "
-                    "precision instead (e.g. --layer-bits conv1=8) or drop --state-bits"
-                )
+            refuse_float_weights(float_layers=unquantized_layers(self))
         for m in self.modules():
             if isinstance(m, SpikingNeuron):  # one without fixed-point state refuses bits
                 m.set_state_bits(bits)

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .registry import ARCH_KEYS, build_float_on_meta
+from .registry import architecture_keys, build_float_on_meta
 
 # model_config keys that do not change any tensor's shape
 _NOT_SHAPES = {"name", "quantizer", "bits", "levels", "state_bits", "exclude", "quant_options",
@@ -35,10 +35,15 @@ def declared_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """{float state_dict key: shape} of the network `config` (a model_config) declares."""
     if not isinstance(config, Mapping) or not isinstance(config.get("name"), str):
         raise ValueError(f"model_config must be a dict naming a registered network, got {config!r}")
-    unknown = set(config) - set(ARCH_KEYS) - _NOT_SHAPES
+    try:
+        arch_keys = architecture_keys(config["name"])
+    except ValueError as err:
+        raise ValueError(f"its model_config names no network this process knows ({err})"
+                         ) from None
+    unknown = set(config) - set(arch_keys) - _NOT_SHAPES
     if unknown:
         raise ValueError(f"its model_config has unknown key(s) {', '.join(sorted(unknown))}")
-    overrides = {k: v for k, v in config.items() if k in ARCH_KEYS}
+    overrides = {k: v for k, v in config.items() if k in arch_keys}
     try:
         model = build_float_on_meta(config["name"], **overrides)
     except (TypeError, ValueError, KeyError, RuntimeError) as err:

@@ -5,14 +5,13 @@ from .base import QuantizedWeight, WeightQuantizer
 
 # isort: off
 # The built-in quantizers register when their class is defined, in the order --quantizer
-# lists them: float, the study's sigmoid, the baselines. QUANTIZERS below is read after.
+# lists them: float, the study's sigmoid, the baselines.
 from .identity import IdentityQuantizer
 from .sigmoid import SigmoidQuantizer
 from .baselines import DorefaQuantizer, LsqQuantizer, PtqQuantizer, SteQuantizer, XnorQuantizer
 
 # isort: on
 from .layers import (
-    QUANTIZERS,
     QuantConv2d,
     QuantLinear,
     attach_quantizer,
@@ -26,6 +25,7 @@ from .layers import (
 )
 from .levels import bits_for_levels, power_of_two_levels, resolve_levels, symmetric_levels
 from .registry import (
+    QUANTIZERS,
     quantizer_class,
     quantizer_names,
     quantizer_registered,

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
 from abc import ABCMeta, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
+from ..options import Option, check_options, constructor_options, resolve_options
 from .levels import MAX_BITS, bits_for_levels, check_bits, symmetric_levels, validate_levels
 from .registry import quantizers_for_bits, register_quantizer
+
+if TYPE_CHECKING:
+    from .schedule import TemperatureSchedule
 
 
 @dataclass
@@ -64,6 +68,12 @@ class WeightQuantizer(nn.Module, metaclass=ABCMeta):
     the given level set, else the symmetric levels of `bits`, or `cls(bits, **options)` for a
     quantizer that makes its own levels (`takes_levels = False`).
 
+    Its options are its constructor's keyword parameters (`declared_options()`: type from the
+    annotation, help from the class docstring's `Args:`), plus `training_options`: options the
+    training loop reads rather than the constructor (the sigmoid quantizer's temperature
+    schedule, built by `training_schedule`). `--quantizer-option KEY=VALUE` and a config's
+    `quantizer_options` table set both, checked against these declarations.
+
     `weight_shaped` names the parameters / buffers whose shape follows the weight (a scale
     per output channel): loading a state dict gives them the saved shape, so a quantizer that
     was never `reset` (or was reset per tensor) still loads a per-channel one.
@@ -74,6 +84,7 @@ class WeightQuantizer(nn.Module, metaclass=ABCMeta):
     takes_levels: ClassVar[bool] = True
     is_float: ClassVar[bool] = False
     summary: ClassVar[str] = ""
+    training_options: ClassVar[Mapping[str, Option]] = {}
     per_channel: bool = False
     weight_shaped: tuple[str, ...] = ()
 
@@ -125,21 +136,45 @@ class WeightQuantizer(nn.Module, metaclass=ABCMeta):
         return lv if lv is not None else symmetric_levels(width)
 
     @classmethod
-    def option_names(cls) -> list[str]:
+    def constructor_options(cls) -> dict[str, Option]:
         """The keyword options of the constructor (everything after its first argument)."""
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"][1:]
+        return constructor_options(cls, skip_first=True)
+
+    @classmethod
+    def declared_options(cls) -> dict[str, Option]:
+        """Every option of this quantizer: the constructor's, then `training_options`."""
+        return {**cls.constructor_options(), **cls.training_options}
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The names of the constructor's keyword options."""
+        return list(cls.constructor_options())
+
+    @classmethod
+    def resolve_options(cls, given: Mapping[str, Any], flag: str = "") -> dict[str, Any]:
+        """Every declared option with its value (`given`, checked, over the defaults);
+        OptionError naming an unknown option or a value of the wrong type."""
+        return resolve_options(f"quantizer {cls.name!r}", cls.declared_options(), given, flag)
+
+    @classmethod
+    def split_options(cls, options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the constructor's options, the training loop's options) of `options`."""
+        own = cls.constructor_options()
+        return ({k: v for k, v in options.items() if k in own},
+                {k: v for k, v in options.items() if k not in own})
+
+    @classmethod
+    def training_schedule(cls, options: Mapping[str, Any], total_epochs: int
+                          ) -> TemperatureSchedule | None:
+        """The schedule the training loop follows for this quantizer, from its training
+        options (None: nothing changes over training)."""
+        return None
 
     @classmethod
     def with_options(cls, first: Any, **options: Any) -> WeightQuantizer:
-        """`cls(first, **options)`, with an option it does not take an error listing those
-        it does."""
-        allowed = cls.option_names()
-        unknown = sorted(set(options) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"quantizer {cls.name!r} has no option(s) {', '.join(unknown)}; "
-                f"its options are: {', '.join(allowed) or 'none'}"
-            )
+        """`cls(first, **options)`, with an option it does not take (or a value of the wrong
+        type) an OptionError listing those it does."""
+        check_options(f"quantizer {cls.name!r}", cls.constructor_options(), options)
         return cls(first, **options)
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:

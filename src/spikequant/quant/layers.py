@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -18,12 +19,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..errors import ConfigError, ModelError
 from .base import QuantizedWeight, WeightQuantizer
-from .registry import quantizer_class, quantizer_names
-
-# the built-in quantizers (quant/__init__.py registers them); quantizer_names() also has any
-# registered since
-QUANTIZERS = quantizer_names()
+from .registry import quantizer_class
 
 
 def make_quantizer(
@@ -35,8 +33,13 @@ def make_quantizer(
     """A fresh quantizer by registered name. `options` go to its constructor (e.g.
     per_channel=True, temperature=..., boundaries='midpoints' for sigmoid); an option the
     quantizer does not take is an error that lists the ones it does. "none" (float weights)
-    ignores bits/levels."""
-    return quantizer_class(quantizer).from_spec(bits, levels, **options)
+    ignores bits/levels. Bad arguments are a spikequant.errors.ConfigError."""
+    try:
+        return quantizer_class(quantizer).from_spec(bits, levels, **options)
+    except ConfigError:
+        raise
+    except ValueError as err:  # the registry's and the quantizers' own checks
+        raise ConfigError(str(err)) from None
 
 
 _deferred = threading.local()
@@ -232,19 +235,33 @@ def quantize_model(
     `state_bits` (e.g. 8..16) also puts the neuron state on a fixed-point grid: every module
     with a `set_state_bits` method (spikequant's LIF and PLIF neurons, and the registered
     networks, which then evaluate in exact integer arithmetic) gets it, after the weights.
+
+    Refused before the model is touched: bad arguments (spikequant.errors.ConfigError), and
+    (ModelError) a model with no Conv2d / Linear layer, weights that are not float32 or not
+    finite, and layers quantized already (by an earlier call: leave them out with `exclude`).
     """
     # validate before touching the model
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"quantize_model: model must be a torch.nn.Module, got {type(model).__name__}"
+        )
     is_float = make_quantizer(quantizer, bits, levels, **options).is_float
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if not layers and not is_float:
+        raise ModelError(f"quantize_model: model ({type(model).__name__}) has no nn.Conv2d or "
+                         f"nn.Linear layer to quantize{_other_convs(model)}")
     excluded = _exclusion(exclude, layers)
     own_bits = _layer_bits(layer_bits or {}, layers, quantizer, options)
     stateful = _state_holders(model, state_bits)
     if is_float:
         _set_state_bits(stateful, state_bits)
         return model
-    for name, m in layers:
-        if name in excluded or weight_quantizer(m) is not None:
-            continue
+    targets = [(n, m) for n, m in layers if n not in excluded]
+    _check_targets(targets)
+    if _other_convs(model):
+        warnings.warn(f"quantize_model leaves some layers in float{_other_convs(model)}",
+                      stacklevel=2)
+    for name, m in targets:
         if name in own_bits:
             q = make_quantizer(quantizer, own_bits[name], None, **options)
         else:
@@ -255,6 +272,43 @@ def quantize_model(
             attach_quantizer(m, q)
     _set_state_bits(stateful, state_bits)
     return model
+
+
+def _other_convs(model: nn.Module) -> str:
+    """', which holds ...' naming the convolutions quantize_model does not quantize, or ''."""
+    others = [f"{name} ({type(m).__name__})" for name, m in model.named_modules()
+              if isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, nn.Conv2d)]
+    if not others:
+        return ""
+    return (f": {', '.join(others[:4])}{' ...' if len(others) > 4 else ''} "
+            "(only nn.Conv2d and nn.Linear are quantized)")
+
+
+def _check_targets(targets: list[tuple[str, nn.Module]]) -> None:
+    """ModelError for a layer to be quantized that is quantized already or whose weights are
+    not finite float32 numbers (k-means and the scales would be computed from them)."""
+    done = [(name, m) for name, m in targets if weight_quantizer(m) is not None]
+    if done:
+        kind = type(weight_quantizer(done[0][1])).__name__
+        names = ", ".join(repr(name or "<model>") for name, _ in done[:4])
+        raise ModelError(
+            f"quantize_model: layer(s) {names} are quantized already ({kind}), and would keep "
+            "that quantizer rather than this call's: leave them out with exclude=[...], or "
+            "start again from the float model"
+        )
+    for name, m in targets:
+        w = float_weight(m)
+        if w.dtype != torch.float32:
+            raise ModelError(
+                f"quantize_model: layer {name or '<model>'!r} has {w.dtype} weights; the "
+                "quantizers take float32 weights: call model.float() first (mixed precision "
+                "training keeps float32 weights, under torch.autocast)"
+            )
+        if w.device.type != "meta" and not bool(torch.isfinite(w.detach()).all()):
+            raise ModelError(
+                f"quantize_model: layer {name or '<model>'!r} has NaN or infinite weights; "
+                "quantize a model whose weights are finite (a diverged training run's are not)"
+            )
 
 
 def _state_holders(model: nn.Module, state_bits: int | None) -> list[nn.Module]:

@@ -8,13 +8,16 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import ConfigError
+
 MAX_BITS = 8
 
 
 def check_bits(bits: object, low: int = 1, high: int = MAX_BITS) -> int:
-    """`bits` as an int if it is an integer in [low, high], else a ValueError saying so."""
+    """`bits` as an int if it is an integer in [low, high], else a ConfigError (a ValueError)
+    saying so."""
     if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not low <= bits <= high:
-        raise ValueError(
+        raise ConfigError(
             f"bits must be an integer from {low} to {high} (1 = binary, 2 = ternary, ...); "
             f"got {bits!r}. For another level set pass levels=[...] instead."
         )

@@ -10,7 +10,6 @@ from typing import Any
 from torch import nn
 
 from .base import WeightQuantizer
-from .sigmoid import check_temperature
 
 KINDS = ("geometric", "linear", "reference", "exponential", "cosine", "constant")
 # (t0, t_max) a kind takes when they are not given. "reference" is Quantization Networks'
@@ -28,6 +27,20 @@ def _positive_number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return number
+
+
+def check_temperature(temperature: float) -> float:
+    """`temperature` as a float if it is a positive finite number, else a ValueError."""
+    try:
+        value = float(temperature)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(temperature, bool) or not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"temperature must be a positive finite number (e.g. 1.0; the schedule raises it "
+            f"towards t_max), got {temperature!r}"
+        )
+    return value
 
 
 class TemperatureSchedule:

@@ -9,15 +9,18 @@ sigmoids are unit steps, so every weight is exactly alpha * q_j.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from .._kernels import use_triton
+from ..options import Option
 from .base import QuantizedWeight, WeightQuantizer, channel_view, reduce_per_channel
 from .binary_torch import binary_sigmoid
 from .cpu_kernel import binary_sigmoid_cpu, use_cpu_kernel
+from .schedule import KIND_CAP, KINDS, TemperatureSchedule, check_temperature
 
 KMEANS_SAMPLE = 200_000
 KMEANS_ITERS = 30
@@ -26,6 +29,9 @@ KMEANS_ITERS = 30
 # derivative of the T = 1 sigmoid scaled by T, which keeps a gradient for weights far from a
 # step once T is large.
 GRADIENTS = ("exact", "reference")
+Gradient = Literal["exact", "reference"]
+BOUNDARIES = ("kmeans", "midpoints")
+Boundaries = Literal["kmeans", "midpoints"]
 
 
 class _SoftStaircase(torch.autograd.Function):
@@ -125,20 +131,6 @@ def kmeans_boundaries(
     return mids
 
 
-def check_temperature(temperature: float) -> float:
-    """`temperature` as a float if it is a positive finite number, else a ValueError."""
-    try:
-        value = float(temperature)
-    except (TypeError, ValueError):
-        value = math.nan
-    if isinstance(temperature, bool) or not (math.isfinite(value) and value > 0):
-        raise ValueError(
-            f"temperature must be a positive finite number (e.g. 1.0; the schedule raises it "
-            f"towards t_max), got {temperature!r}"
-        )
-    return value
-
-
 class SigmoidQuantizer(WeightQuantizer):
     """Differentiable weight quantizer with learned input scale beta and output scale alpha.
 
@@ -156,18 +148,37 @@ class SigmoidQuantizer(WeightQuantizer):
     name = "sigmoid"
     summary = "the study's differentiable function"
     weight_shaped = ("alpha", "beta")
+    training_options = {option.name: option for option in (
+        Option("temperature_schedule",
+               Literal[KINDS],
+               "geometric",
+               "how T rises over training. geometric: from t0 to t_max by a constant factor, "
+               "reaching t_max after t_ramp of the run, whatever the number of epochs; "
+               "reference: Quantization Networks' T = 10 * (epoch + 1) capped at 2000; "
+               "linear: T = t0 * (epoch + 1); exponential: T = t0 * t_growth ** epoch; "
+               "cosine: t0 to t_max along half a cosine; constant: T = t0"),
+        Option("t0", float | None, None,
+               "first temperature (None: the schedule's own, 1; 10 for reference)"),
+        Option("t_max", float | None, None,
+               "temperature cap (None: the schedule's own, 1000; 2000 for reference)"),
+        Option("t_growth", float, 1.5, "exponential: the factor T grows by each epoch"),
+        Option("t_ramp", float, 0.8,
+               "geometric: share of the run, in (0, 1], over which T rises to t_max"),
+        Option("temperature_per_step", bool, True,
+               "raise T every training step (fractional epochs) instead of once an epoch"),
+    )}
 
     def __init__(
         self,
         levels: torch.Tensor,
         temperature: float = 1.0,
-        boundaries: str = "kmeans",
+        boundaries: Boundaries = "kmeans",
         per_channel: bool = False,
         learn_scales: bool = True,
-        gradient: str = "reference",
+        gradient: Gradient = "reference",
     ) -> None:
         super().__init__(levels, per_channel)
-        if boundaries not in ("kmeans", "midpoints"):
+        if boundaries not in BOUNDARIES:
             raise ValueError(f"boundaries must be 'kmeans' or 'midpoints', got {boundaries!r}")
         if gradient not in GRADIENTS:
             raise ValueError(f"gradient must be one of {', '.join(GRADIENTS)}, got {gradient!r}")
@@ -179,6 +190,21 @@ class SigmoidQuantizer(WeightQuantizer):
         self.register_buffer("temperature", torch.tensor(temperature))
         self.alpha = nn.Parameter(torch.ones(()), requires_grad=learn_scales)
         self.beta = nn.Parameter(torch.ones(()), requires_grad=learn_scales)
+
+    @classmethod
+    def training_schedule(cls, options: Mapping[str, Any], total_epochs: int
+                          ) -> TemperatureSchedule:
+        """The temperature schedule of the training options `options` (resolved: every
+        training option present) over `total_epochs`."""
+        return TemperatureSchedule(
+            options["temperature_schedule"],
+            t0=options["t0"],
+            t_max=KIND_CAP if options["t_max"] is None else options["t_max"],
+            growth=options["t_growth"],
+            total_epochs=total_epochs,
+            per_step=options["temperature_per_step"],
+            ramp=options["t_ramp"],
+        )
 
     def set_temperature(self, temperature: float) -> None:
         self.temperature.fill_(check_temperature(temperature))

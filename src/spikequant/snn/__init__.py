@@ -4,7 +4,7 @@ quantization."""
 
 from . import functional, surrogate
 from .base import NEURONS, SpikingNeuron, make_neuron, unregister_neuron
-from .functional import fold_time, lif_multistep, unfold_time
+from .functional import lif_multistep
 from .layer import MaxPool2x2, MultiStepModule, SpikingSequential, TimeFolded, TimeSharedDropout
 from .neuron import LIF, PLIF, BaseLIF
 from .surrogate import (
@@ -31,13 +31,11 @@ __all__ = [
     "TimeFolded",
     "TimeSharedDropout",
     "as_surrogate",
-    "fold_time",
     "functional",
     "lif_multistep",
     "make_neuron",
     "register_surrogate",
     "surrogate",
-    "unfold_time",
     "unregister_neuron",
     "unregister_surrogate",
 ]

@@ -21,11 +21,12 @@ against.
 
 from __future__ import annotations
 
-from types import MappingProxyType
 from typing import Any
 
 import torch
 
+from ..options import Option, check_options, constructor_options
+from ..registry import Registry
 from .fixed_point import check_state_bits
 from .functional import check_sequence
 from .layer import MultiStepModule
@@ -33,8 +34,12 @@ from .surrogate import Surrogate, as_surrogate
 
 State = dict[str, torch.Tensor]
 
-_REGISTRY: dict[str, type[SpikingNeuron]] = {}
-NEURONS = MappingProxyType(_REGISTRY)  # name -> neuron class, in registration order
+# name -> neuron class, in registration order
+NEURONS: Registry[type[SpikingNeuron]] = Registry(
+    "neuron",
+    "register one: a subclass of spikequant.snn.SpikingNeuron with a name=... class keyword, "
+    "imported with --plugin MODULE or installed as a spikequant.plugins entry point",
+)
 
 
 class SpikingNeuron(MultiStepModule):
@@ -56,23 +61,14 @@ class SpikingNeuron(MultiStepModule):
     """
 
     neuron_name: str | None = None  # the registered name; None for abstract bases
+    # the constructor parameter `make` fills with the network's time constant
+    tau_option: str | None = "tau"
 
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.neuron_name = name
-        if name is None:
-            return
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"{cls.__qualname__}: a neuron's name must be a non-empty string, "
-                            f"got {name!r}")
-        taken = _REGISTRY.get(name)
-        if taken is not None:
-            raise ValueError(
-                f"neuron name {name!r} is already taken by {taken.__module__}."
-                f"{taken.__qualname__}; give {cls.__module__}.{cls.__qualname__} another name "
-                f"(or call spikequant.snn.unregister_neuron({name!r}) first)"
-            )
-        _REGISTRY[name] = cls
+        if name is not None:
+            NEURONS.register(name, cls, builtin=cls.__module__.startswith("spikequant."))
 
     def __init__(
         self,
@@ -92,10 +88,22 @@ class SpikingNeuron(MultiStepModule):
         self.state_bits: int | None = None
 
     @classmethod
+    def declared_options(cls) -> dict[str, Option]:
+        """The options a network's `neuron_options` (and `--neuron-option KEY=VALUE`) may set:
+        the constructor's keyword parameters (types from their annotations, help from the
+        class docstrings' `Args:`), except the time constant, which is the network's `tau`."""
+        return constructor_options(cls, exclude=(cls.tau_option,) if cls.tau_option else ())
+
+    @classmethod
     def make(cls, tau: float, **options: Any) -> SpikingNeuron:
         """The neuron `make_neuron(name, tau, **options)` returns: `tau` is the network's time
-        constant option (the fixed or initial one; a neuron without one may ignore it)."""
-        return cls(tau=tau, **options)
+        constant option (the fixed or initial one; a neuron without one ignores it), every
+        other option is checked against `declared_options()` (OptionError otherwise)."""
+        check_options(f"neuron {cls.neuron_name or cls.__name__!r}", cls.declared_options(),
+                      options)
+        if cls.tau_option is None:
+            return cls(**options)
+        return cls(**{cls.tau_option: tau}, **options)
 
     @property
     def rest(self) -> float:
@@ -160,7 +168,7 @@ class SpikingNeuron(MultiStepModule):
             raise ValueError(
                 f"neuron {self.neuron_name or type(self).__name__!r} keeps float state; "
                 f"fixed-point state (state_bits) is implemented for the LIF family "
-                f"({', '.join(n for n, c in _REGISTRY.items() if _has_fixed_point(c))})"
+                f"({', '.join(n for n, c in NEURONS.items() if _has_fixed_point(c))})"
             )
         self.state_bits = None
 
@@ -177,18 +185,10 @@ def _has_fixed_point(cls: type[SpikingNeuron]) -> bool:
 def make_neuron(kind: str, tau: float = 2.0, **options: Any) -> SpikingNeuron:
     """A registered neuron by name; `tau` is its fixed (LIF) or initial (PLIF) time
     constant, `options` the base options (threshold, v_reset, detach_reset, surrogate...)."""
-    if kind not in _REGISTRY:
-        raise ValueError(
-            f"unknown neuron {kind!r}; choose one of {', '.join(_REGISTRY)} (or register "
-            "one: a subclass of spikequant.snn.SpikingNeuron with a name=... class keyword)"
-        )
-    return _REGISTRY[kind].make(tau, **options)
+    return NEURONS.get(kind).make(tau, **options)
 
 
 def unregister_neuron(name: str) -> None:
     """Remove a neuron registered outside spikequant (the built-in ones stay)."""
-    cls = _REGISTRY.get(name)
-    if cls is not None and cls.__module__.startswith("spikequant."):
-        raise ValueError(f"{name!r} is a built-in neuron and can't be unregistered")
-    _REGISTRY.pop(name, None)
+    NEURONS.unregister(name)
 

@@ -16,7 +16,7 @@ from torch.autograd.function import once_differentiable
 
 from .._cpu_kernels import SOURCES, CompiledKernel, double_p, float_p, parts, ptr
 from .functional import kernel_buffers, save_for_kernel_backward
-from .surrogate import SURROGATE_CODES
+from .surrogate import kernel_code
 
 _i64, _int, _f32 = ctypes.c_int64, ctypes.c_int, ctypes.c_float
 
@@ -35,7 +35,7 @@ KERNEL = CompiledKernel(
 def use_cpu_kernel(x_seq: torch.Tensor, v0: torch.Tensor | None, decay, surrogate: str) -> bool:
     """Whether this neuron call runs on the kernel."""
     k = decay if isinstance(decay, torch.Tensor) else None
-    return surrogate in SURROGATE_CODES and KERNEL.usable_for(x_seq, v0, k)
+    return kernel_code(surrogate) is not None and KERNEL.usable_for(x_seq, v0, k)
 
 
 class _LIFMultiStepCPU(torch.autograd.Function):
@@ -73,7 +73,7 @@ class _LIFMultiStepCPU(torch.autograd.Function):
         if n > 0:
             KERNEL.lib.lif_backward(
                 ptr(grad_s), ptr(grad_v), ptr(h_seq), ptr(x_saved), ptr(v0), ptr(grad_x),
-                ptr(grad_v0), n, steps, k, threshold, rest, alpha, SURROGATE_CODES[kind],
+                ptr(grad_v0), n, steps, k, threshold, rest, alpha, kernel_code(kind),
                 int(decay_input), int(soft), int(detach), int(store_v), int(want_k), n_parts,
                 ptr(sums, double_p),
             )

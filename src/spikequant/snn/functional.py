@@ -1,4 +1,4 @@
-"""Multi-step leaky integrate-and-fire dynamics on [T, B, ...] tensors, and time folding.
+"""Multi-step leaky integrate-and-fire dynamics on [T, B, ...] tensors.
 
 One step of the (parametric) LIF neuron, with decay factor k = 1 / tau:
 
@@ -242,13 +242,3 @@ def lif_multistep(
         x_seq, v0, decay, float(threshold), v_reset, decay_input, detach_reset, surrogate,
         float(alpha), store_v_seq, state_grid,
     )
-
-
-def fold_time(x_seq: torch.Tensor) -> torch.Tensor:
-    """[T, B, ...] -> [T*B, ...] (a view when contiguous)."""
-    return x_seq.flatten(0, 1)
-
-
-def unfold_time(x: torch.Tensor, time_steps: int) -> torch.Tensor:
-    """[T*B, ...] -> [T, B, ...]."""
-    return x.unflatten(0, (time_steps, x.shape[0] // time_steps))

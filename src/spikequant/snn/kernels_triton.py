@@ -22,29 +22,32 @@ import triton.language as tl
 from torch.autograd.function import once_differentiable
 
 from .functional import kernel_buffers, save_for_kernel_backward
-from .surrogate import SURROGATE_CODES
+from .surrogate import SurrogateKernel, kernel_code
 
 BLOCK = 512
+# the kernels' surrogate numbers, as compile-time constants of the kernels below
+ATAN: tl.constexpr = tl.constexpr(int(SurrogateKernel.ATAN))
+SIGMOID: tl.constexpr = tl.constexpr(int(SurrogateKernel.SIGMOID))
+FAST_SIGMOID: tl.constexpr = tl.constexpr(int(SurrogateKernel.FAST_SIGMOID))
 
 
 def supports(kind: str) -> bool:
-    return kind in SURROGATE_CODES
+    return kernel_code(kind) is not None
 
 
 @triton.jit
 def _surrogate_grad(x, alpha, KIND: tl.constexpr):
-    # the branches follow spikequant.snn.surrogate.BUILTIN_SURROGATES (the tests compare each
-    # with its record's derivative)
-    if KIND == 0:  # atan
+    # one branch a SurrogateKernel (the tests compare each with its record's derivative)
+    if KIND == ATAN:
         z = 1.5707963267948966 * alpha * x  # pi / 2
         return (alpha * 0.5) / (1.0 + z * z)
-    elif KIND == 1:  # sigmoid
+    elif KIND == SIGMOID:
         s = tl.sigmoid(alpha * x)
         return alpha * s * (1.0 - s)
-    elif KIND == 2:  # fast sigmoid
+    elif KIND == FAST_SIGMOID:
         d = 1.0 + alpha * tl.abs(x)
         return (alpha * 0.5) / (d * d)
-    else:  # triangle
+    else:  # TRIANGLE
         return alpha * tl.maximum(1.0 - alpha * tl.abs(x), 0.0)
 
 
@@ -220,7 +223,7 @@ class _LIFMultiStepTriton(torch.autograd.Function):
                 HAS_GRAD_V=grad_v is not None, HAS_V0=v0 is not None, K_FROM_PTR=k_from_ptr,
                 DECAY_INPUT=decay_input, SOFT_RESET=soft, DETACH_RESET=detach,
                 STORE_V=store_v, WANT_K=want_k, WANT_V0=want_v0,
-                SURROGATE=SURROGATE_CODES[kind], BLOCK_SIZE=BLOCK,
+                SURROGATE=kernel_code(kind), BLOCK_SIZE=BLOCK,
             )
         grad_k = None
         if want_k:

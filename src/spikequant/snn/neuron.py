@@ -152,15 +152,13 @@ class PLIF(BaseLIF, name="plif"):
     """Parametric LIF: 1/tau = sigmoid(w) with w learned (one per layer), tau starts at
     `init_tau` (> 1)."""
 
+    tau_option = "init_tau"
+
     def __init__(self, init_tau: float = 2.0, **options) -> None:
         super().__init__(**options)
         if not init_tau > 1.0:
             raise ValueError(f"PLIF init_tau must be > 1, got {init_tau}")
         self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
-
-    @classmethod
-    def make(cls, tau: float, **options) -> PLIF:
-        return cls(init_tau=tau, **options)
 
     def decay(self) -> torch.Tensor:
         return torch.sigmoid(self.w)

@@ -15,9 +15,10 @@ atan and sigmoid are the same functions as SpikingJelly's `ATan` and `Sigmoid` f
 alpha (so parity tests can compare them).
 
 A new surrogate is one `register_surrogate(SurrogateRecord(...))`; every consumer (the
-`Surrogate` spike function, the fused neuron's backward, the CUDA kernel's dispatch, the
-model options) reads `SURROGATES`. The CUDA kernel knows the built-in ones
-(`BUILTIN_SURROGATES`); a neuron with any other runs the torch implementation.
+`Surrogate` spike function, the fused neuron's backward, the kernels' dispatch, the model
+options) reads `SURROGATES`. The fused kernels (C on the CPU, Triton on CUDA) know the built-in
+ones by their `SurrogateKernel` number (the record's `kernel`); a neuron with any other runs the
+torch implementation.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import MappingProxyType
+from enum import IntEnum
 
 import torch
 from torch.autograd.function import once_differentiable
+
+from ..registry import Registry
 
 # derivative(x, alpha, inplace=False): when `inplace`, it may overwrite `x` (the fused neuron
 # backward passes its own temporary), which saves a full-size allocation per op on large
@@ -37,50 +40,64 @@ Derivative = Callable[..., torch.Tensor]
 SmoothStep = Callable[[torch.Tensor, float], torch.Tensor]
 
 
+class SurrogateKernel(IntEnum):
+    """How the fused neuron kernels name the built-in surrogates: the same numbers in
+    csrc/surrogate_kinds.h (the C kernel) and snn/kernels_triton.py (a test compares them)."""
+
+    ATAN = 0
+    SIGMOID = 1
+    FAST_SIGMOID = 2
+    TRIANGLE = 3
+
+
 @dataclass(frozen=True)
 class SurrogateRecord:
     """One surrogate: `derivative` is d/dx of `smooth_step`, the smooth version of the
-    Heaviside step whose gradient stands in for the spike's; `default_alpha` its sharpness."""
+    Heaviside step whose gradient stands in for the spike's; `default_alpha` its sharpness;
+    `kernel` its number in the fused kernels (None: the neuron runs the torch ops)."""
 
     name: str
     smooth_step: SmoothStep
     derivative: Derivative
     default_alpha: float
     description: str = ""
+    kernel: SurrogateKernel | None = None
 
 
-_REGISTRY: dict[str, SurrogateRecord] = {}
-SURROGATES = MappingProxyType(_REGISTRY)  # name -> record, in registration order
+# name -> record, in registration order
+SURROGATES: Registry[SurrogateRecord] = Registry(
+    "surrogate", "register one with spikequant.snn.register_surrogate(SurrogateRecord(...))"
+)
 
 
-def register_surrogate(record: SurrogateRecord) -> SurrogateRecord:
+def register_surrogate(record: SurrogateRecord, *, builtin: bool = False) -> SurrogateRecord:
     """Add `record` under its name (a ValueError if the name is taken); returns it."""
-    if record.name in _REGISTRY:
-        raise ValueError(
-            f"a surrogate named {record.name!r} is already registered; pick another name or "
-            f"call spikequant.snn.surrogate.unregister_surrogate({record.name!r}) first"
-        )
     if not record.default_alpha > 0:
         raise ValueError(f"surrogate {record.name!r}: default_alpha must be positive, got "
                          f"{record.default_alpha}")
-    _REGISTRY[record.name] = record
-    return record
+    if record.kernel is not None and not builtin:
+        raise ValueError(
+            f"surrogate {record.name!r}: only the built-in surrogates have a fused kernel; "
+            "leave kernel=None (the neuron then runs the torch implementation)"
+        )
+    return SURROGATES.register(record.name, record, builtin=builtin)
 
 
 def unregister_surrogate(name: str) -> None:
     """Remove a surrogate added with `register_surrogate` (a built-in one stays)."""
-    if name in BUILTIN_SURROGATES:
-        raise ValueError(f"{name!r} is a built-in surrogate and can't be unregistered")
-    _REGISTRY.pop(name, None)
+    SURROGATES.unregister(name)
 
 
 def surrogate_record(name: str) -> SurrogateRecord:
-    """The record registered as `name`, or a ValueError listing the registered names."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown surrogate {name!r}; choose one of {', '.join(_REGISTRY)}"
-                         ) from None
+    """The record registered as `name`, or an UnknownComponent (a ValueError) listing the
+    registered names."""
+    return SURROGATES.get(name)
+
+
+def kernel_code(name: str) -> int | None:
+    """The fused kernels' number of the surrogate `name`, None where they don't know it."""
+    record = SURROGATES.find(name)
+    return None if record is None or record.kernel is None else int(record.kernel)
 
 
 def _atan_derivative(x: torch.Tensor, alpha: float, inplace: bool = False) -> torch.Tensor:
@@ -111,33 +128,26 @@ def _triangle_step(x: torch.Tensor, alpha: float) -> torch.Tensor:
     return torch.where(x.abs() < 1 / alpha, inside, (x > 0).to(x.dtype))
 
 
-# The CUDA kernel's surrogate switch numbers these in this order (kernels_triton.py).
-BUILTIN_SURROGATES: tuple[str, ...] = tuple(
-    register_surrogate(record).name
-    for record in (
-        SurrogateRecord(
-            "atan", lambda x, a: torch.atan(math.pi / 2 * a * x) / math.pi + 0.5,
-            _atan_derivative, 2.0, "arctangent step (SpikingJelly's ATan)",
-        ),
-        SurrogateRecord(
-            "sigmoid", lambda x, a: torch.sigmoid(a * x), _sigmoid_derivative, 4.0,
-            "logistic step (SpikingJelly's Sigmoid)",
-        ),
-        SurrogateRecord(
-            "fast_sigmoid", lambda x, a: 0.5 * a * x / (1 + a * x.abs()) + 0.5,
-            _fast_sigmoid_derivative, 10.0, "x / (1 + |x|) step (SuperSpike)",
-        ),
-        SurrogateRecord(
-            "triangle", _triangle_step, _triangle_derivative, 1.0,
-            "piecewise quadratic step: a triangular derivative",
-        ),
-    )
-)
-
-# The fused kernels' surrogate switch (CUDA: kernels_triton.py, CPU: csrc/lif.c): the built-in
-# surrogates numbered in registration order. A neuron with one registered later runs the torch
-# implementation.
-SURROGATE_CODES: dict[str, int] = {name: code for code, name in enumerate(BUILTIN_SURROGATES)}
+for _record in (
+    SurrogateRecord(
+        "atan", lambda x, a: torch.atan(math.pi / 2 * a * x) / math.pi + 0.5,
+        _atan_derivative, 2.0, "arctangent step (SpikingJelly's ATan)", SurrogateKernel.ATAN,
+    ),
+    SurrogateRecord(
+        "sigmoid", lambda x, a: torch.sigmoid(a * x), _sigmoid_derivative, 4.0,
+        "logistic step (SpikingJelly's Sigmoid)", SurrogateKernel.SIGMOID,
+    ),
+    SurrogateRecord(
+        "fast_sigmoid", lambda x, a: 0.5 * a * x / (1 + a * x.abs()) + 0.5,
+        _fast_sigmoid_derivative, 10.0, "x / (1 + |x|) step (SuperSpike)",
+        SurrogateKernel.FAST_SIGMOID,
+    ),
+    SurrogateRecord(
+        "triangle", _triangle_step, _triangle_derivative, 1.0,
+        "piecewise quadratic step: a triangular derivative", SurrogateKernel.TRIANGLE,
+    ),
+):
+    register_surrogate(_record, builtin=True)
 
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
@@ -171,7 +181,7 @@ class Surrogate:
         alpha = record.default_alpha if alpha is None else float(alpha)
         if not alpha > 0:
             raise ValueError(f"surrogate alpha must be positive, got {alpha}")
-        self.kind = kind
+        self.kind = record.name  # the registered spelling: the kernels look it up
         self.alpha = alpha
 
     @property
@@ -194,22 +204,6 @@ class Surrogate:
         return hash((self.kind, self.alpha))
 
 
-def ATan(alpha: float | None = None) -> Surrogate:  # noqa: N802 - reads like a class, as in peers
-    return Surrogate("atan", alpha)
-
-
-def Sigmoid(alpha: float | None = None) -> Surrogate:  # noqa: N802
-    return Surrogate("sigmoid", alpha)
-
-
-def FastSigmoid(alpha: float | None = None) -> Surrogate:  # noqa: N802
-    return Surrogate("fast_sigmoid", alpha)
-
-
-def Triangle(alpha: float | None = None) -> Surrogate:  # noqa: N802
-    return Surrogate("triangle", alpha)
-
-
 def as_surrogate(spec: str | Surrogate | None) -> Surrogate:
     """A Surrogate from a name ('atan', ...), a Surrogate, or None (atan, alpha 2)."""
     if spec is None:
@@ -219,6 +213,6 @@ def as_surrogate(spec: str | Surrogate | None) -> Surrogate:
     if isinstance(spec, str):
         return Surrogate(spec)
     raise TypeError(
-        f"surrogate must be a name ({', '.join(_REGISTRY)}) or a spikequant.snn.Surrogate, "
+        f"surrogate must be a name ({', '.join(SURROGATES)}) or a spikequant.snn.Surrogate, "
         f"got {type(spec).__name__}"
     )

@@ -164,6 +164,7 @@ def model_from_checkpoint(
 ) -> nn.Module:
     """Rebuild the network of a checkpoint (a loaded dict or a path) in eval mode."""
     from ..models import build
+    from ..models.registry import check_components
     from ..models.shapes import shape_mismatch
     from ..quant import state_dict_follows
 
@@ -172,6 +173,8 @@ def model_from_checkpoint(
         ckpt = load_checkpoint(ckpt)
     source = source or "the checkpoint"
     config = ckpt["model_config"]
+    run = ckpt.get("run") if isinstance(ckpt.get("run"), dict) else {}
+    check_components(config, run.get("plugins"), source)
     problem = shape_mismatch(config, ckpt["model"])
     if problem:  # decided before allocating what the config declares
         raise CheckpointError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,25 +61,10 @@ def _split_modes() -> tuple[str, ...]:
     return tuple(SPLIT_MODES)
 
 
-def _gradients() -> tuple[str, ...]:
-    from ..quant.sigmoid import GRADIENTS
+def _neurons() -> tuple[str, ...]:
+    from ..snn import NEURONS
 
-    return tuple(GRADIENTS)
-
-
-def _temperature_kinds() -> tuple[str, ...]:
-    from ..quant.schedule import KINDS
-
-    return tuple(KINDS)
-
-
-def _schedule_default(which: int) -> Callable[[], str]:
-    def text() -> str:
-        from ..quant.schedule import GENERIC_DEFAULTS, KIND_DEFAULTS
-
-        return f"{GENERIC_DEFAULTS[which]:g}; reference: {KIND_DEFAULTS['reference'][which]:g}"
-
-    return text
+    return NEURONS.names()
 
 
 @dataclass
@@ -89,6 +73,11 @@ class TrainConfig:
     code where the study is silent (Adam, lr 1e-3, cosine schedule, MSE on firing rates).
     Each field's metadata (train.setting) describes it for `spikequant train` and its checks."""
 
+    plugins: list[str] = setting(
+        flag="--plugin", repeat=True, metavar="MODULE", default_factory=list,
+        help="import MODULE first (a module name or a .py file; repeatable): it registers "
+        "quantizers, neurons, datasets or networks by name. Installed packages register "
+        "through the spikequant.plugins entry point without it")
     dataset: str = setting("ndigits", short="-d", help=_dataset_help)
     quantizer: str = setting("sigmoid", short="-q", choices=_quantizers,
                              help="weight quantizer")
@@ -142,31 +131,23 @@ class TrainConfig:
         help="start from a trained network (float or another precision, same architecture) "
         "instead of random weights: its weights are copied and the quantizers' step "
         "positions and scales initialised from them, e.g. --init-from runs/fp/last.pt")
-    # temperature of the sigmoid quantizer
-    temperature_schedule: str = setting(
-        "geometric", group="temperature of the sigmoid quantizer", choices=_temperature_kinds,
-        help="geometric: from t0 to t_max by a constant factor, reaching t_max after "
-        "--t-ramp of the run, whatever --epochs is; reference: Quantization Networks' "
-        "T = 10 * (epoch + 1) capped at 2000; linear: T = t0 * (epoch + 1)")
-    t0: float | None = setting(None, group="temperature of the sigmoid quantizer",
-                               bounds=POSITIVE, default_text=_schedule_default(0),
-                               help="first temperature")
-    t_max: float | None = setting(None, group="temperature of the sigmoid quantizer",
-                                  bounds=POSITIVE, default_text=_schedule_default(1),
-                                  help="temperature cap")
-    t_growth: float = setting(1.5, group="temperature of the sigmoid quantizer",
-                              bounds=POSITIVE, cli=False,
-                              help="exponential: the factor T grows by each epoch")
-    t_ramp: float = setting(0.8, group="temperature of the sigmoid quantizer",
-                            bounds=Bounds(0, above=True, high=1),
-                            help="geometric: share of the run over which T rises to t_max")
-    temperature_per_step: bool = setting(
-        True, group="temperature of the sigmoid quantizer", flag="--temperature-per-epoch",
-        help="raise T once an epoch instead of every step (fractional epochs)")
-    gradient: str = setting(
-        "reference", group="temperature of the sigmoid quantizer", choices=_gradients,
-        help="sigmoid quantizer's backward: exact (derivative at T) or reference "
-        "(Quantization Networks: the T = 1 derivative scaled by T)")
+    # the components' own options
+    quantizer_options: dict[str, Any] = setting(
+        group="options of the quantizer and the neuron", flag="--quantizer-option",
+        repeat=True, metavar="KEY=VALUE", options_of="quantizer", default_factory=dict,
+        help="an option of the quantizer, e.g. --quantizer-option t0=2 (repeatable; each "
+        "quantizer's options are listed at the end). In a config file: a "
+        "[train.quantizer_options] table, or a table per quantizer "
+        "([train.quantizer_options.sigmoid]) of which the run's quantizer's is used")
+    neuron: str | None = setting(
+        None, group="options of the quantizer and the neuron", choices=_neurons,
+        default_text="the network's: plif", help="the spiking neuron of every layer")
+    neuron_options: dict[str, Any] = setting(
+        group="options of the quantizer and the neuron", flag="--neuron-option", repeat=True,
+        metavar="KEY=VALUE", options_of="neuron", default_factory=dict,
+        help="an option of the neuron, e.g. --neuron-option threshold=0.5 (repeatable; they "
+        "replace the network's neuron settings; each neuron's options are listed at the end). "
+        "In a config file: a [train.neuron_options] table")
     # the evaluated network and model selection
     bn_recalibration: bool = setting(
         True, group="evaluation and model selection", flag="--no-bn-recalibration",
@@ -228,35 +209,38 @@ class TrainConfig:
                                       help="cap batches per epoch (smoke tests)")
 
     def validate(self) -> None:
+        """Check every setting (ConfigError naming the flag and the config key of the first
+        problem) and put the names and the components' options in their resolved form: the
+        registered spelling of each name, and every option of the run's quantizer."""
+        from ..plugins import load_plugins
+        from .component_options import canonical_names, check_neuron, resolve_quantizer_options
+
+        check_types(type(self), {"plugins": self.plugins}, "the settings")
+        load_plugins(self.plugins)
+        canonical_names(self)
         for f in dataclasses.fields(self):
             choices = choices_of(f)
             value = getattr(self, f.name)
-            if choices is not None and value not in choices:
+            if choices is not None and value is not None and value not in choices:
                 raise ConfigError(
                     f"{where(f)} must be one of {', '.join(choices)}, got {value!r}")
         self._validate_state_bits()
         check_types(type(self), self.to_dict(), "the settings")
         check_ranges(self)
+        resolve_quantizer_options(self)
+        check_neuron(self)
         check_device(self.device)
 
     def _validate_state_bits(self) -> None:
+        from ..models.fixed_point_rules import refuse_float_weights
         from ..snn.fixed_point import check_state_bits
 
         state_bits = where(self.field("state_bits"))
         try:
-            check_state_bits(self.state_bits)
+            if check_state_bits(self.state_bits) is not None:
+                refuse_float_weights(self.quantizer, self.exclude)
         except ValueError as err:
             raise ConfigError(f"{state_bits}: {err}") from None
-        from ..quant.registry import is_float_quantizer
-
-        float_weights = is_float_quantizer(self.quantizer)
-        if self.state_bits is not None and (float_weights or self.exclude):
-            raise ConfigError(
-                f"{state_bits} needs every conv / linear layer quantized (integer weights), "
-                "but " + (f"--quantizer {self.quantizer} keeps them float" if float_weights else
-                          f"--exclude {' '.join(self.exclude)} keeps some float")
-                + "; give those layers their own precision with --layer-bits NAME=BITS instead"
-            )
 
     @classmethod
     def field(cls, name: str) -> dataclasses.Field:

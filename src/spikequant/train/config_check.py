@@ -7,60 +7,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import types
 import typing
 from collections.abc import Mapping
 from typing import Any
 
+from .._types import describe_type, matches_type
 from ..errors import ConfigError
 from .setting import Bounds, where
 
 # The tables a `train --config` file may hold, and the nested tables (dict-valued settings).
 TRAIN_TABLE = "train"
-DICT_SETTINGS = ("model_overrides", "layer_bits")
-
-_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-               list: "a list", dict: "a table"}
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join("nothing" if a is type(None) else _describe(a)
-                           for a in typing.get_args(tp))
-    if origin is list:
-        (item,) = typing.get_args(tp) or (Any,)
-        return f"a list of {_describe(item).removeprefix('a ').removeprefix('an ')}s"
-    return _TYPE_WORDS.get(origin or tp, getattr(tp, "__name__", str(tp)))
-
-
-def _matches(value: Any, tp: Any) -> bool:
-    if tp is Any:
-        return True
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if tp is str:
-        return isinstance(value, str)
-    if origin is list or tp is list:
-        args = typing.get_args(tp)
-        return isinstance(value, (list, tuple)) and (
-            not args or all(_matches(v, args[0]) for v in value))
-    if origin is dict or tp is dict:
-        args = typing.get_args(tp)
-        return isinstance(value, Mapping) and (
-            not args or all(_matches(k, args[0]) and _matches(v, args[1])
-                            for k, v in value.items()))
-    return True  # a kind of annotation this check does not know: left to the code using it
-
+DICT_SETTINGS = ("model_overrides", "layer_bits", "quantizer_options", "neuron_options")
 
 def setting_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
@@ -71,9 +28,9 @@ def check_types(cls: type, values: Mapping[str, Any], source: str) -> None:
     hints = setting_types(cls)
     for key, value in values.items():
         tp = hints.get(key)
-        if tp is not None and not _matches(value, tp):
+        if tp is not None and not matches_type(value, tp):
             raise ConfigError(
-                f"{key} in {source} must be {_describe(tp)}, got {value!r}"
+                f"{key} in {source} must be {describe_type(tp)}, got {value!r}"
             )
 
 

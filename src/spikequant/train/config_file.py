@@ -1,7 +1,8 @@
 """Reading a TOML settings file, with `extends = "BASE.toml"`: a file may name, at its top, a
 base file (resolved relative to it) whose tables it starts from. Its own entries replace the
-base's key by key within the [train] and [sweep] tables, so a dataset's shared recipe is
-written once and each experiment states only what sets it apart."""
+base's key by key within the [train] and [sweep] tables, and within their tables (e.g.
+[train.quantizer_options.sigmoid]), so a dataset's shared recipe is written once and each
+experiment states only what sets it apart."""
 
 from __future__ import annotations
 
@@ -30,12 +31,17 @@ def _read(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         if chain:
             raise ConfigError(f"{chain[-1]}: the file it extends, {path}, is not there")
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a folder; pass a TOML file")
         raise FileNotFoundError(f"config file {path} not found")
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text, as TOML must be ({err.reason} at byte "
+                          f"{err.start})") from None
     base_name = data.pop(EXTENDS, None)
     if base_name is None:
         return data
@@ -51,13 +57,22 @@ def _read(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
 
 
 def merge(base: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
-    """`own` over `base`: the [train] and [sweep] tables merged key by key, anything else
-    replaced whole."""
+    """`own` over `base`: the [train] and [sweep] tables merged key by key (and the tables
+    inside them, to any depth), anything else replaced whole."""
     merged = dict(base)
     for key, value in own.items():
         old = merged.get(key)
         if key in MERGED_TABLES and isinstance(old, Mapping) and isinstance(value, Mapping):
-            merged[key] = {**old, **value}
+            merged[key] = _deep_merge(old, value)
         else:
             merged[key] = value
+    return merged
+
+
+def _deep_merge(base: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in own.items():
+        old = merged.get(key)
+        both = isinstance(old, Mapping) and isinstance(value, Mapping)
+        merged[key] = _deep_merge(old, value) if both else value
     return merged

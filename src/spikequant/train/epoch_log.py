@@ -33,8 +33,10 @@ def log_epoch(row: dict[str, Any], cfg: TrainConfig, tb) -> None:
         if row.get("val_accuracy") is not None:
             parts.append(f"val {row['val_accuracy']:.4f}")
         parts.append(f"test {row['test_accuracy']:.4f}")
+        if row.get("temperature") is not None:
+            parts.append(f"T {row['temperature']:g}")
         if row.get("soft_hard_gap") is not None:
-            parts.append(f"T {row['temperature']:g}  not hard {100 * row['soft_hard_gap']:.1f}%")
+            parts.append(f"not hard {100 * row['soft_hard_gap']:.1f}%")
         parts.append(f"{row['epoch_seconds']:.1f}s")
         tqdm.write("  ".join(parts))
     if tb is not None:

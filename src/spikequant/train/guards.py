@@ -21,7 +21,7 @@ def prepare_run(cfg: Any) -> RunClaim:
 
     cfg.validate()
     info = dataset_info(cfg.dataset)
-    time_steps = cfg.time_steps or info.default_time_steps
+    time_steps = info.time_steps(cfg.time_steps)
     overrides = dict(cfg.model_overrides)
     check_memory(cfg.model or cfg.dataset, overrides, info.frame_shape, time_steps,
                  cfg.batch_size, cfg.device, training=True)

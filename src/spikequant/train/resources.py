@@ -89,18 +89,18 @@ def activation_elements(model_name: str, overrides: dict) -> tuple[int, int, int
     step, and the parameter count, measured on the meta device (no memory, no compute)."""
     import torch
 
-    from ..models.registry import ARCH_KEYS, _architecture, build_float_on_meta, model_spec
+    from ..models.registry import build_float_on_meta, model_recipe
 
-    spec = model_spec(model_name)
-    arch = {k: v for k, v in overrides.items() if k in ARCH_KEYS}
-    height, width = _architecture(spec, arch)["input_size"]
+    recipe = model_recipe(model_name)
+    arch = {k: v for k, v in overrides.items() if k in recipe.options}
+    height, width = recipe.architecture(arch).get("input_size") or recipe.input_shape[1:]
     model = build_float_on_meta(model_name, **arch)
     sizes: list[int] = []
     hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.numel()))
              for m in model.modules() if not list(m.children())]
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 1, spec.input_shape[0], height, width, device="meta"))
+            model(torch.zeros(1, 1, recipe.input_shape[0], height, width, device="meta"))
     finally:
         for h in hooks:
             h.remove()

@@ -12,8 +12,8 @@ from torch import nn
 
 from ..quant import TemperatureSchedule
 from ..quant.registry import quantizer_class
-from ..quant.schedule import KIND_CAP
 from .checkpoint import CHECKPOINT_VERSION
+from .component_options import network_overrides, quantizer_training_options
 from .config import TrainConfig
 from .distributed import DistContext, init_distributed
 from .loaders import Loaders, make_loaders
@@ -31,7 +31,7 @@ class Run:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     lr_scheduler: torch.optim.lr_scheduler.LRScheduler
-    temperature: TemperatureSchedule
+    temperature: TemperatureSchedule | None  # None: the quantizer has no schedule
     scaler: torch.amp.GradScaler | None
     loaders: Loaders
     time_steps: int
@@ -52,45 +52,24 @@ class Run:
         return getattr(self.model, "module", self.model)
 
 
-def default_time_steps(cfg: TrainConfig) -> int:
-    from ..data import dataset_info
-
-    return cfg.time_steps or dataset_info(cfg.dataset).default_time_steps
-
-
 def build_model(cfg: TrainConfig) -> nn.Module:
+    """The network of a validated `cfg`, quantized as it says."""
     from ..models import build
 
-    options: dict[str, Any] = {"per_channel": True} if cfg.per_channel else {}
-    if "gradient" in quantizer_class(cfg.quantizer).option_names():
-        options["gradient"] = cfg.gradient
-    overrides = dict(cfg.model_overrides)
-    if cfg.exclude:
-        overrides["exclude"] = list(cfg.exclude)
-    if cfg.layer_bits:
-        overrides["layer_bits"] = dict(cfg.layer_bits)
-    if options:
-        overrides["quant_options"] = options
     return build(
         cfg.model or cfg.dataset,
         quantizer=cfg.quantizer,
         bits=cfg.bits,
         levels=cfg.levels,
         state_bits=cfg.state_bits,
-        **overrides,
+        **network_overrides(cfg),
     )
 
 
-def make_temperature(cfg: TrainConfig) -> TemperatureSchedule:
-    return TemperatureSchedule(
-        cfg.temperature_schedule,
-        t0=cfg.t0,
-        t_max=KIND_CAP if cfg.t_max is None else cfg.t_max,
-        growth=cfg.t_growth,
-        total_epochs=cfg.epochs,
-        per_step=cfg.temperature_per_step,
-        ramp=cfg.t_ramp,
-    )
+def make_temperature(cfg: TrainConfig) -> TemperatureSchedule | None:
+    """The schedule the run's quantizer follows (None for one without)."""
+    return quantizer_class(cfg.quantizer).training_schedule(quantizer_training_options(cfg),
+                                                            cfg.epochs)
 
 
 def setup(cfg: TrainConfig) -> Run:
@@ -100,7 +79,9 @@ def setup(cfg: TrainConfig) -> Run:
     ctx = init_distributed(cfg.device)
     device = f"cuda:{ctx.local_rank}" if cfg.device == "cuda" and ctx.enabled else cfg.device
     seed_everything(cfg.seed, cfg.deterministic)
-    cfg.time_steps = default_time_steps(cfg)
+    from ..data import dataset_info
+
+    cfg.time_steps = dataset_info(cfg.dataset).time_steps(cfg.time_steps)
     loaders = make_loaders(cfg, ctx)
     model = build_model(cfg)
     init_info = None
@@ -139,7 +120,7 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
         "epoch": run.epoch,
         "optimizer": run.optimizer.state_dict(),
         "lr_scheduler": lr_scheduler_state(run.lr_scheduler),
-        "temperature": run.temperature.state_dict(),
+        "temperature": run.temperature.state_dict() if run.temperature else None,
         "scaler": run.scaler.state_dict() if run.scaler else None,
         "rng": capture_rng(),
         "selection": run.selection,
@@ -154,7 +135,8 @@ def resume_from(run: Run, ckpt: dict[str, Any]) -> None:
     run.net.load_state_dict(ckpt["model"])
     run.optimizer.load_state_dict(ckpt["optimizer"])
     load_lr_scheduler_state(run.lr_scheduler, ckpt["lr_scheduler"])
-    run.temperature.load_state_dict(ckpt["temperature"])
+    if run.temperature is not None and ckpt.get("temperature") is not None:
+        run.temperature.load_state_dict(ckpt["temperature"])
     fit_schedules_to_epochs(run)  # a resumed run may be given more epochs
     if run.scaler and ckpt.get("scaler"):
         run.scaler.load_state_dict(ckpt["scaler"])

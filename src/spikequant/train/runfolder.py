@@ -56,8 +56,18 @@ def _check_path(out: Path) -> None:
                 f"--out: the name {part[:40]}... is {len(os.fsencode(part))} bytes long, more "
                 "than a file name may have (255); choose a shorter --out"
             )
+    if out.is_symlink() and not out.exists():
+        raise RunFolderError(
+            f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist or "
+            "loops; remove the link or point it at a folder"
+        )
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out} is an existing file, not a folder; choose a folder")
+
+
+def _named(out: Path) -> str:
+    """`out` for a message, with where it leads when it is a symbolic link."""
+    return f"{out} (a link to {out.resolve()})" if out.is_symlink() else str(out)
 
 
 def _make_folder(out: Path) -> None:
@@ -95,8 +105,8 @@ def _lock(out: Path) -> int:
         os.close(fd)
         if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             raise RunFolderError(
-                f"--out {out} is in use by another spikequant train ({_holder(lock)}); wait "
-                "for it to finish or choose another --out"
+                f"--out {_named(out)} is in use by another spikequant train "
+                f"({_holder(lock)}); wait for it to finish or choose another --out"
             ) from None
         raise RunFolderError(f"cannot lock {lock} ({err.strerror})") from None
     started = datetime.datetime.now().isoformat(timespec="seconds")
@@ -157,8 +167,8 @@ def claim_run_folder(cfg: Any, time_steps: int) -> RunClaim:
         if last.is_file():
             if not cfg.resume:
                 raise RunFolderError(
-                    f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue "
-                    "it or choose another --out"
+                    f"{_named(out)} already holds a run ({CHECKPOINT_NAME}); pass --resume to "
+                    "continue it or choose another --out"
                 )
             claim.checkpoint = load_checkpoint(last)
             check_resume(claim.checkpoint, cfg, time_steps, last)

@@ -14,7 +14,7 @@ from typing import Any
 GROUPS = (
     "",
     "optimisation",
-    "temperature of the sigmoid quantizer",
+    "options of the quantizer and the neuron",
     "network and data",
     "evaluation and model selection",
 )
@@ -41,7 +41,7 @@ def setting(default: Any = dataclasses.MISSING, *, help: str | Callable[[], str]
             choices: Choices | None = None, bounds: Bounds | None = None,
             default_text: str | Callable[[], str] | None = None, arg_type: str | None = None,
             parse: Callable[[Any], Any] | None = None, repeat: bool = False,
-            cli: bool = True, hidden: bool = False,
+            cli: bool = True, hidden: bool = False, options_of: str | None = None,
             default_factory: Callable[[], Any] | Any = dataclasses.MISSING) -> Any:
     """A TrainConfig field and its description.
 
@@ -49,12 +49,15 @@ def setting(default: Any = dataclasses.MISSING, *, help: str | Callable[[], str]
     opposite of its default (`--no-progress`). default_text: what a default of None means.
     arg_type: the name of a cli.argtypes parser, when the field's type and bounds do not pick
     it. parse: turns the flag's text (the list of texts with `repeat`) into the value.
-    cli: False for a setting only a config file sets. hidden: a flag left out of --help."""
+    cli: False for a setting only a config file sets. hidden: a flag left out of --help.
+    options_of: "quantizer" or "neuron" for the table of that component's own options (the
+    flag's KEY=VALUE texts are read by the types the component declares)."""
     if group not in GROUPS:
         raise ValueError(f"unknown option group {group!r}")
     metadata = dict(help=help, group=group, flag=flag, short=short, metavar=metavar,
                     choices=choices, bounds=bounds, default_text=default_text,
-                    arg_type=arg_type, parse=parse, repeat=repeat, cli=cli, hidden=hidden)
+                    arg_type=arg_type, parse=parse, repeat=repeat, cli=cli, hidden=hidden,
+                    options_of=options_of)
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)

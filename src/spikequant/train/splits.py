@@ -4,10 +4,11 @@ re-estimation and the hard-weight training accuracy read."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
+
+from ..data.splits import stratified_holdout
 
 
 def carve_validation(
@@ -19,25 +20,17 @@ def carve_validation(
         raise ValueError(f"the validation fraction must be in [0, 1), got {fraction}")
     if fraction == 0.0:
         return list(range(len(targets))), []
-    by_class: dict[int, list[int]] = defaultdict(list)
-    for index, label in enumerate(targets):
-        by_class[int(label)].append(index)
     gen = torch.Generator().manual_seed(seed)
-    held: list[int] = []
-    for label in sorted(by_class):
-        members = by_class[label]
-        order = torch.randperm(len(members), generator=gen).tolist()
-        count = round(fraction * len(members))
-        if count == 0 and len(members) >= 2:
-            count = 1
-        held.extend(members[i] for i in order[:count])
+    held = stratified_holdout([int(t) for t in targets], fraction,
+                              lambda n: torch.randperm(n, generator=gen).tolist(),
+                              at_least_one=True)
     held_set = set(held)
     train = [i for i in range(len(targets)) if i not in held_set]
     if not train:
         raise ValueError(
             f"a validation fraction of {fraction} leaves no training samples; lower --val-fraction"
         )
-    return train, sorted(held)
+    return train, held
 
 
 def calibration_slice(indices: Sequence[int], samples: int, seed: int) -> list[int]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._atomic import atomic_path
+from .._signals import deferred
 from .config import FLOAT_BITS, TrainConfig, read_toml
 from .config_check import check_sweep_file
 from .runfiles import atomic_write_text, read_metrics
@@ -170,15 +172,18 @@ def result_row(point: SweepPoint, metrics: dict[str, Any], run_dir: str) -> dict
 
 
 def write_results(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
+    """results.csv, results.md and the plot, each atomically; a SIGINT / SIGTERM meanwhile
+    waits until all three agree."""
     out.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buf.getvalue())
-    atomic_write_text(out / "results.md", results_markdown(rows))
     plot = out / "accuracy_vs_bits.png"
-    plot_accuracy_vs_bits(rows, plot)
+    with deferred():
+        atomic_write_text(out / "results.csv", buf.getvalue())
+        atomic_write_text(out / "results.md", results_markdown(rows))
+        plot_accuracy_vs_bits(rows, plot)
     return {"csv": out / "results.csv", "markdown": out / "results.md", "plot": plot}
 
 
@@ -255,7 +260,8 @@ def plot_accuracy_vs_bits(rows: list[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .._signals import deferred
 from ..errors import TrainingDiverged
 from .checkpoint import atomic_torch_save
 from .config import TrainConfig
@@ -32,7 +33,12 @@ def loss_fn(rates: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tenso
     return F.cross_entropy(rates, labels)
 
 
-def train_epoch(run: Run, tb=None) -> dict[str, float]:
+def _update_temperature(run: Run, step: int, steps: int) -> float | None:
+    return None if run.temperature is None else run.temperature.update(
+        run.net, run.epoch, step, steps)
+
+
+def train_epoch(run: Run) -> dict[str, float | None]:
     cfg, model = run.config, run.model
     model.train()
     loader = run.loaders.train
@@ -47,12 +53,13 @@ def train_epoch(run: Run, tb=None) -> dict[str, float]:
         disable=not (cfg.progress and run.ctx.is_main),
         dynamic_ncols=True,
     )
-    temperature = run.temperature.update(run.net, run.epoch, 0, steps)
+    temperature = _update_temperature(run, 0, steps)
+    per_step = run.temperature is not None and run.temperature.per_step
     for step, (frames, labels) in enumerate(bar):
         if step >= steps:
             break
-        if cfg.temperature_per_step:
-            temperature = run.temperature.update(run.net, run.epoch, step, steps)
+        if per_step:
+            temperature = _update_temperature(run, step, steps)
         frames = to_time_major(frames.to(cfg.device, non_blocking=True)).float()
         labels = labels.to(cfg.device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.float16, enabled=cfg.amp):
@@ -78,9 +85,8 @@ def train_epoch(run: Run, tb=None) -> dict[str, float]:
         total_loss += loss.item() * labels.numel()
         correct += int((rates.argmax(1) == labels).sum())
         seen += labels.numel()
-        bar.set_postfix(
-            loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", T=f"{temperature:g}"
-        )
+        shown = {"T": f"{temperature:g}"} if temperature is not None else {}
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", **shown)
     loss_sum, correct_sum, seen_sum = all_reduce_sum(
         [total_loss, correct, seen], run.ctx, cfg.device
     )
@@ -92,16 +98,18 @@ def train_epoch(run: Run, tb=None) -> dict[str, float]:
 
 
 def save_epoch(run: Run, out: Path, improved: bool) -> dict[str, Any]:
-    """Write the checkpoints, log and metrics of the epoch just finished; returns the metrics."""
-    state = checkpoint_state(run)
-    # best.pt first: if a write fails (disk full) last.pt still holds the epoch before, so
-    # the resumed run redoes this epoch and writes best.pt again
-    if improved:
-        atomic_torch_save(state, out / "best.pt")
-    atomic_torch_save(state, out / "last.pt")
-    write_log(out, run.history)
-    metrics = metrics_of(run, final=run.epoch >= run.config.epochs)
-    write_metrics(out, metrics)
+    """Write the checkpoints, log and metrics of the epoch just finished; returns the metrics.
+    A SIGINT / SIGTERM meanwhile waits until all four agree on the epoch."""
+    with deferred():
+        state = checkpoint_state(run)
+        # best.pt first: if a write fails (disk full) last.pt still holds the epoch before, so
+        # the resumed run redoes this epoch and writes best.pt again
+        if improved:
+            atomic_torch_save(state, out / "best.pt")
+        atomic_torch_save(state, out / "last.pt")
+        write_log(out, run.history)
+        metrics = metrics_of(run, final=run.epoch >= run.config.epochs)
+        write_metrics(out, metrics)
     return metrics
 
 

@@ -6,7 +6,7 @@ each frame setting is converted once into a frames file served from memory.
 
 from __future__ import annotations
 
-import errno
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ...errors import DataError
+from ... import environment
+from ...errors import CacheUnavailableWarning, DataError
 from .. import ndigits
 from ..augment import FrameAugment
 from ..descriptor import DatasetInfo, register_dataset
@@ -67,13 +68,13 @@ class NDigits(DatasetInfo):
         try:
             data = ndigits_frames(self, folder, seed, spec, progress)
         except OSError as err:
-            if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise
             raise DataError(
-                f"cannot write the generated ndigits data into {folder} ({err.strerror}: "
-                f"{err.filename}). ndigits is generated on first use and kept in the data "
-                "folder: pass --data-dir a folder you can write to (or set SPIKEQUANT_DATA), or "
-                f"generate it once where you can write and copy its {folder.name}/ folder here"
+                f"cannot write the generated ndigits data into {folder} ({err.strerror or err}"
+                f"{': ' + str(err.filename) if err.filename else ''}; the data folder is "
+                f"{environment.data_dir_origin(root)}). ndigits is generated on first use and "
+                "kept in the data folder: pass --data-dir a folder you can write to (or set "
+                f"SPIKEQUANT_DATA), or generate it once where you can write and copy its "
+                f"{folder.name}/ folder here"
             ) from None
         split_info = {
             "dataset": self.name,
@@ -131,7 +132,16 @@ def ndigits_frames(info: DatasetInfo, root: Path, seed: int, spec, progress: boo
         "test": stacked[is_test],
         "test_labels": data["labels"][is_test],
     }
-    ndigits.atomic_save_npz(path, **result)
+    try:
+        ndigits.atomic_save_npz(path, **result)
+    except OSError as err:  # the frames are in memory: only the next start is slower
+        warnings.warn(
+            f"the ndigits frames file {path} cannot be written ({err.strerror or err}): the "
+            "frames are computed again at the next start; pass --data-dir a folder you can "
+            "write to",
+            CacheUnavailableWarning,
+            stacklevel=2,
+        )
     return result
 
 
