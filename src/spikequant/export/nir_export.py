@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._atomic import atomic_path
+from .._atomic import atomic_path, atomic_write_text
 from ..errors import UnsupportedExport
 from ..quant import WeightQuantizer, float_weight, weight_quantizer
 from ..snn import BaseLIF, TimeSharedDropout
@@ -317,11 +317,20 @@ def to_nir(
     return chain_graph(nodes, shape_in, shape_out, metadata)
 
 
-def write_nir(model: nn.Module, path: str, **options: Any) -> Any:
-    """Write to_nir(model, **options) to `path` (HDF5, nir.write) atomically; returns the graph."""
+def write_nir(model: nn.Module, path: str, sidecar: bool = True, **options: Any) -> Any:
+    """Write to_nir(model, **options) to `path` (HDF5, nir.write) atomically; returns the graph.
+
+    sidecar: also write `<path stem>.quant.json` (nir_sidecar) when the network has quantized
+    layers: their bit widths, level sets, scales and codes, from which `packed_from_nir`
+    rebuilds the packed model file exactly. Both are computed before either is written."""
     import nir
 
+    from .nir_sidecar import sidecar_for, sidecar_path
+
     graph = to_nir(model, **options)
+    side = sidecar_for(model, graph) if sidecar else None
     with atomic_path(path) as tmp:
         nir.write(str(tmp), graph)
+    if side is not None and side["layers"]:
+        atomic_write_text(sidecar_path(path), json.dumps(side, indent=1) + "\n")
     return graph
