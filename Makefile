@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e ".[dev,interop,nir,docs]"
 	# SpikingJelly 2.0 pins torchvision/torchaudio that do not install beside a CPU torch build.
 	$(BIN)/pip install -q --no-deps spikingjelly==2.0.0
+	# NIR consumers for the interop tests: Norse pins torchvision; Sinabs pins nir<=1.0.4 and the
+	# samna hardware driver; it reads its version with pbr at import.
+	$(BIN)/pip install -q --no-deps norse==1.1.0 sinabs==3.1.3 pbr==7.1.3
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -75,9 +75,11 @@ def test_graph_reads_back_with_quantized_weights(tmp_path, quantizer, bits):
     net = quantize_model(tiny_snn(), quantizer, bits).eval()
     write_nir(net, tmp_path / "net.nir", input_shape=(2, 8, 8), time_steps=4)
     graph = nir.read(tmp_path / "net.nir")
-    assert [type(graph.nodes[n]).__name__ for n in ("0", "2", "3", "3.threshold", "4", "6")] == [
-        "Conv2d", "LIF", "SumPool2d", "Threshold", "Flatten", "Affine"]
-    assert isinstance(graph.nodes["8"], nir.Linear)  # the voting layer
+    names = ("0", "1", "2", "3", "3_spike", "4", "6", "7", "8")
+    assert [type(graph.nodes[n]).__name__ for n in names] == [
+        "Conv2d", "Conv2d", "LIF", "Conv2d", "LIF", "Flatten", "Affine", "LIF", "Affine"]
+    assert {type(n).__name__ for n in graph.nodes.values()} <= {
+        "Input", "Output", "Conv2d", "Affine", "Flatten", "LIF"}  # what every importer reads
     for name, layer, q in quantized_layers(net):
         node = graph.nodes[name]
         qw = q.quantize(layer.parametrizations.weight.original)
@@ -100,16 +102,24 @@ def test_graph_computes_what_the_network_computes():
     assert (got - expected).abs().max() < 1e-6
 
 
-def test_neuron_parameters_and_batchnorm_fold():
+def test_neuron_parameters_and_batchnorm_gain_node():
     net = tiny_snn().eval()
     graph = to_nir(net, input_shape=(2, 8, 8), dt=1e-3)
     lif = graph.nodes["2"]
     k = torch.sigmoid(net[2].w).item()
     assert np.allclose(lif.tau, 1e-3 / k) and lif.tau.shape == (8, 8, 8)
-    bn = net[1]
+    assert np.allclose(lif.r, 1.0) and np.allclose(lif.v_threshold, 1.0)
+    assert np.allclose(lif.v_reset, 0.0) and np.allclose(lif.v_leak, 0.0)
+    bn, gain = net[1], graph.nodes["1"]
     s = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().numpy()
-    assert np.allclose(lif.r[:, 0, 0], s) and np.allclose(lif.v_threshold, 1.0)
-    assert np.allclose(lif.v_reset, 0.0) and not np.allclose(lif.v_leak, 0.0)
+    t = (bn.bias - bn.running_mean * torch.as_tensor(s)).detach().numpy()
+    assert gain.weight.shape == (8, 8, 1, 1) and gain.groups == 1
+    assert np.allclose(np.diagonal(gain.weight[:, :, 0, 0]), s)
+    assert np.count_nonzero(gain.weight) == 8  # channel-diagonal: no mixing of channels
+    assert np.allclose(gain.bias, t, atol=1e-6)
+    pool = graph.nodes["3"]
+    assert np.array_equal(pool.weight[:, :, 0, 0], np.eye(8)) and pool.weight.shape[2:] == (2, 2)
+    assert np.allclose(graph.nodes["3_spike"].tau, 1e-3)  # memoryless: one step
 
 
 def test_lif_without_decay_input_and_soft_reset():
@@ -118,7 +128,9 @@ def test_lif_without_decay_input_and_soft_reset():
     with pytest.warns(UserWarning, match="soft"):
         graph = to_nir(net, input_shape=(2, 2, 2))
     lif = graph.nodes["2"]
-    assert np.allclose(lif.r, 4.0) and lif.metadata["reset"] == "subtract"
+    # h = v - v/4 + x: the undecayed input's gain 4 is divided out of the threshold
+    assert np.allclose(lif.r, 1.0) and np.allclose(lif.v_threshold, 0.25)
+    assert lif.metadata["reset"] == "subtract"
 
 
 def test_max_pool_of_real_values_is_refused():

@@ -82,6 +82,11 @@ class UnsupportedExport(SpikequantError, NotImplementedError):
     no form for."""
 
 
+class NIRGraphError(SpikequantError, ValueError):
+    """A NIR graph (or its quantization sidecar) that cannot be imported: an unsupported
+    primitive, a missing parameter, inconsistent shapes; the message names the node."""
+
+
 class KernelsUnavailable(SpikequantError, RuntimeError):
     """Kernels asked for by name (SPIKEQUANT_KERNELS) that cannot run on this machine."""
 

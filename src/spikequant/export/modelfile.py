@@ -127,6 +127,12 @@ def serialize_packed(
     integer = integer_section(model, tensors)  # fixed-point state: its integer parameters
     if integer is not None:
         info["integer"] = integer
+    return packed_bytes_from_parts(info, tensors)
+
+
+def packed_bytes_from_parts(info: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bytes:
+    """The packed file holding `tensors` with `info` as its `spikequant` header entry: what
+    serialize_packed writes, and what a file rebuilt from its parts (a NIR sidecar) needs."""
     header = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),

@@ -1,26 +1,26 @@
 """Export a (quantized) spiking network to NIR, the Neuromorphic Intermediate Representation.
 
 The network is traced with one dummy forward pass; the modules it calls, in order, must form a
-chain (the study's networks do). Mapping, per time step (NIR graphs are continuous-time; with
-`dt` the length of one step, the Euler step of each NIR ODE is exactly our update):
+chain (the study's networks do). Every node is one of the primitives snnTorch, Norse and Sinabs
+all read, in the normalised form `nir_nodes` describes (r = 1, v_leak = v_reset = 0). Mapping,
+per time step of `dt` seconds:
 
-- Conv2d -> nir.Conv2d, Linear -> nir.Affine (nir.Linear without bias). Quantized layers carry
-  their eval-mode weights, scale * levels[codes], so each weight tensor holds at most L distinct
-  values (L per output channel with per-channel scales); node metadata keeps `bits`, `levels`
-  and `scale`.
-- LIF / PLIF -> nir.LIF with tau = dt / k (k = 1/tau, sigmoid(w) for PLIF), v_threshold,
-  v_reset = v_leak = the reset potential, r = 1 (decay_input=True: h = v + k (x - v)) or
-  r = tau/dt (decay_input=False: h = v - k v + x). NIR fires on v > threshold, we on
+- Conv2d -> nir.Conv2d, Linear -> nir.Affine (zero bias when the layer has none). Quantized
+  layers carry their eval-mode weights, scale * levels[codes], so each weight tensor holds at
+  most L distinct values (L per output channel with per-channel scales); node metadata keeps
+  `bits`, `levels` and `scale`, and `nir_sidecar` carries the exact codes.
+- BatchNorm (eval: y = s z + t per channel) -> a gain node (1x1 nir.Conv2d, channel-diagonal, or a
+  diagonal nir.Affine after a flatten), so the quantized weights stay untouched.
+- LIF / PLIF (decay k = 1/tau, sigmoid(w) for PLIF; potential u = v - v_reset) -> nir.LIF with
+  tau = dt / k, threshold - v_reset; with decay_input=False (h = v - k v + x) the input's gain
+  1/k is divided out of the threshold (threshold * k). NIR fires on v > threshold, we on
   v >= threshold: they differ only for a potential exactly at threshold. A soft (subtract)
   reset has no NIR equivalent: exported as a reset to 0, with metadata reset="subtract".
-- BatchNorm (eval: y = s z + t per channel) directly before a neuron is folded into the neuron:
-  r' = r s, v_leak' = v_leak + r t (exact: tau dv/dt = (v_leak - v) + r (s z + t)), so the
-  weights stay untouched. Elsewhere it becomes conv bias + t/s followed by nir.Scale(s).
-- MaxPool2d on spikes -> nir.SumPool2d then nir.Threshold(0.5): on binary inputs the max of a
-  window is 1 exactly when its sum exceeds 0.5, so this is exact. NIR 1.0 has no max pool;
-  max pooling of non-binary values raises UnsupportedExport (a NotImplementedError).
-- AvgPool2d -> nir.AvgPool2d; AvgPool1d (a voting layer) -> nir.Linear with 1/k entries;
-  Flatten (module or a reshape between modules) -> nir.Flatten; dropout -> nothing (eval).
+- MaxPool2d on spikes -> channel-diagonal nir.Conv2d of ones + a memoryless nir.LIF at 0.5 (exact on
+  binary input); max pooling of non-binary values raises UnsupportedExport.
+- AvgPool2d -> channel-diagonal nir.Conv2d of 1/(kh kw); AvgPool1d (a voting layer) -> nir.Affine
+  with 1/k entries; Flatten (module or a reshape between modules) -> nir.Flatten; dropout ->
+  nothing (eval).
 - The network's readout (output spikes averaged over the time steps) is outside the graph; the
   graph's metadata says so.
 
@@ -40,11 +40,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._atomic import atomic_path
+from .._atomic import atomic_path, atomic_write_text
 from ..errors import UnsupportedExport
 from ..quant import WeightQuantizer, float_weight, weight_quantizer
 from ..snn import BaseLIF, TimeSharedDropout
 from .hooks import forward_hooks
+from .nir_nodes import (
+    CONVENTIONS,
+    DEFAULT_DT,
+    affine_node,
+    chain_graph,
+    channel_diagonal,
+    conv_node,
+    flatten_node,
+    gain_node,
+    neuron_nodes,
+    spike_pool_nodes,
+)
 
 SKIPPED = (nn.Dropout, nn.Dropout2d, nn.Identity, TimeSharedDropout)
 
@@ -129,30 +141,23 @@ def _quant_metadata(layer: nn.Module) -> dict[str, Any]:
             "scale": _np(qw.scale.flatten())}
 
 
-def _bias(layer: nn.Module, n: int) -> np.ndarray:
-    return _np(layer.bias) if layer.bias is not None else np.zeros(n, dtype=np.float32)
-
-
 def _conv_node(call: TracedCall) -> Any:
-    import nir
-
     m = call.module
     if m.padding_mode != "zeros":
         raise UnsupportedExport(f"{call.name}: padding_mode {m.padding_mode!r} has no NIR form")
     padding = m.padding if isinstance(m.padding, str) else _pair(m.padding)
-    return nir.Conv2d(input_shape=tuple(call.in_shape[1:]), weight=_np(m.weight),
-                      stride=_pair(m.stride), padding=padding, dilation=_pair(m.dilation),
-                      groups=m.groups, bias=_bias(m, m.out_channels),
-                      metadata=_quant_metadata(m))
+    if m.groups != 1:
+        raise UnsupportedExport(f"{call.name}: a grouped convolution (groups={m.groups}) is "
+                                "misread by NIR importers; export needs groups=1")
+    bias = None if m.bias is None else _np(m.bias)
+    return conv_node(_np(m.weight), call.in_shape[1:], bias, _pair(m.stride), padding,
+                     _pair(m.dilation), metadata=_quant_metadata(m))
 
 
 def _linear_node(call: TracedCall) -> Any:
-    import nir
-
     m = call.module
-    if m.bias is None:
-        return nir.Linear(weight=_np(m.weight), metadata=_quant_metadata(m))
-    return nir.Affine(weight=_np(m.weight), bias=_np(m.bias), metadata=_quant_metadata(m))
+    bias = None if m.bias is None else _np(m.bias)
+    return affine_node(_np(m.weight), bias, metadata=_quant_metadata(m))
 
 
 def _bn_scale_shift(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,64 +172,52 @@ def _bn_scale_shift(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, 
     return s.detach().float(), t.detach().float()
 
 
-def _per_channel(v: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
-    """A per-channel vector broadcast over a (C, ...) neuron shape."""
-    return np.broadcast_to(_np(v).reshape(-1, *([1] * (len(shape) - 1))), shape).copy()
+def _bn_node(call: TracedCall) -> Any:
+    s, t = _bn_scale_shift(call.module)
+    return gain_node(_np(s), _np(t), call.out_shape, metadata={"from": "BatchNorm (eval)"})
 
 
-def _neuron_node(call: TracedCall, bn: tuple | None, dt: float) -> Any:
-    import nir
-
+def _neuron_nodes(call: TracedCall, dt: float) -> list[tuple[str, Any]]:
     m, shape = call.module, call.out_shape
-    k = float(m.decay()) if not torch.is_tensor(m.decay()) else float(m.decay().detach())
-    tau_steps = 1.0 / k
-    rest = 0.0 if m.v_reset is None else m.v_reset
-    r = np.full(shape, 1.0 if m.decay_input else tau_steps, dtype=np.float32)
-    v_leak = np.full(shape, rest, dtype=np.float32)
-    if bn is not None:
-        s, t = bn
-        v_leak = v_leak + r * _per_channel(t, shape)
-        r = r * _per_channel(s, shape)
-    meta = {"kind": type(m).__name__, "tau_steps": tau_steps, "dt": dt,
+    decay = m.decay()
+    k = float(decay.detach()) if torch.is_tensor(decay) else float(decay)
+    meta = {"kind": type(m).__name__, "tau_steps": 1.0 / k, "dt": dt,
             "reset": "subtract" if m.v_reset is None else "to_v_reset",
-            "batchnorm_folded": int(bn is not None)}
+            "v_reset": m.rest, "decay_input": int(m.decay_input)}
     if m.v_reset is None:
         warnings.warn(f"{call.name}: soft (subtract) reset exported as a reset to 0; NIR's LIF "
                       "has only a reset to v_reset", stacklevel=3)
-    return nir.LIF(tau=np.full(shape, tau_steps * dt, dtype=np.float32), r=r.astype(np.float32),
-                   v_leak=v_leak.astype(np.float32),
-                   v_threshold=np.full(shape, m.threshold, dtype=np.float32),
-                   v_reset=np.full(shape, rest, dtype=np.float32), metadata=meta)
+    # decay_input=False adds the input undecayed: u' = (1-k) u + x = (1-k) u + k (x / k)
+    gain = np.ones(shape[0]) * (1.0 if m.decay_input else 1.0 / k)
+    return neuron_nodes(call.name, shape, 1.0 / k, m.threshold - m.rest, gain,
+                        np.zeros(shape[0]), dt, metadata=meta)
 
 
-def _pool_nodes(call: TracedCall) -> list[Any]:
-    import nir
-
+def _pool_nodes(call: TracedCall, dt: float) -> list[tuple[str, Any]]:
     m = call.module
     kernel = _pair(m.kernel_size)
     stride = _pair(m.stride if m.stride is not None else m.kernel_size)
     padding = _pair(m.padding)
+    if len(call.in_shape) != 3:
+        raise UnsupportedExport(f"{call.name}: pooling exports on (C, H, W) maps only")
+    channels = call.in_shape[0]
     if isinstance(m, nn.AvgPool2d):
         if m.ceil_mode or (any(padding) and not m.count_include_pad) or m.divisor_override:
             raise UnsupportedExport(f"{call.name}: this AvgPool2d variant has no NIR form")
-        return [nir.AvgPool2d(kernel_size=np.array(kernel), stride=np.array(stride),
-                              padding=np.array(padding))]
+        weight = channel_diagonal(np.full(channels, 1.0 / (kernel[0] * kernel[1])), kernel)
+        return [(call.name, conv_node(weight, call.in_shape[1:], stride=stride, padding=padding,
+                                      metadata={"from": "AvgPool2d"}))]
     if m.ceil_mode or _pair(m.dilation) != (1, 1):
         raise UnsupportedExport(f"{call.name}: max pool with ceil_mode/dilation has no NIR form")
     if not call.binary_input:
         raise UnsupportedExport(
             f"{call.name}: NIR 1.0 has no max pool; it is exported exactly only on spikes "
             "(binary input), and this one pools non-binary values")
-    summed = nir.SumPool2d(kernel_size=np.array(kernel), stride=np.array(stride),
-                           padding=np.array(padding), metadata={"from": "MaxPool2d"})
-    spikes = nir.Threshold(threshold=np.full(call.out_shape, 0.5, dtype=np.float32),
-                           metadata={"from": "MaxPool2d (binary OR of the window)"})
-    return [summed, spikes]
+    nodes, _ = spike_pool_nodes(call.name, call.in_shape, kernel, stride, padding, dt)
+    return nodes
 
 
 def _vote_node(call: TracedCall) -> Any:
-    import nir
-
     m = call.module
     k, stride = m.kernel_size[0], (m.stride or m.kernel_size)[0]
     if k != stride or m.padding[0] or len(call.in_shape) != 1:
@@ -233,44 +226,12 @@ def _vote_node(call: TracedCall) -> Any:
     w = np.zeros((n_out, n_in), dtype=np.float32)
     for j in range(n_out):
         w[j, j * k : (j + 1) * k] = 1.0 / k
-    return nir.Linear(weight=w, metadata={"from": "AvgPool1d (voting layer)"})
-
-
-def _flatten_node(shape: tuple[int, ...]) -> Any:
-    import nir
-
-    return nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
-
-
-def _following(calls: list[TracedCall], i: int) -> TracedCall | None:
-    for call in calls[i + 1 :]:
-        if not isinstance(call.module, SKIPPED):
-            return call
-    return None
-
-
-def _bn_without_neuron(nodes: list[tuple[str, Any]], call: TracedCall, s, t) -> Any:
-    """Batch norm not followed by a neuron: bias + t/s on the layer before, then nir.Scale(s)."""
-    import nir
-
-    if not nodes or not isinstance(nodes[-1][1], (nir.Conv2d, nir.Affine, nir.Linear)):
-        raise UnsupportedExport(f"{call.name}: batch norm must follow a conv/linear layer")
-    if bool((s == 0).any()):
-        raise UnsupportedExport(f"{call.name}: a zero batch-norm scale cannot be folded")
-    name, prev = nodes[-1]
-    shift = _np(t / s)
-    if isinstance(prev, nir.Linear):
-        prev = nir.Affine(weight=prev.weight, bias=shift, metadata=prev.metadata)
-        nodes[-1] = (name, prev)
-    else:
-        prev.bias = prev.bias + shift
-    return nir.Scale(scale=_per_channel(s, call.out_shape).astype(np.float32),
-                     metadata={"from": "BatchNorm scale"})
+    return affine_node(w, metadata={"from": "AvgPool1d (voting layer)"})
 
 
 def _nodes_for(calls: list[TracedCall], input_shape: tuple[int, ...], dt: float):
     nodes: list[tuple[str, Any]] = []
-    shape, pending_bn = tuple(input_shape), None
+    shape = tuple(input_shape)
     for i, call in enumerate(calls):
         m = call.module
         if i and call.in_ptr != calls[i - 1].out_ptr:
@@ -282,28 +243,21 @@ def _nodes_for(calls: list[TracedCall], input_shape: tuple[int, ...], dt: float)
         if call.in_shape != shape:
             if len(call.in_shape) != 1 or math.prod(call.in_shape) != math.prod(shape):
                 raise UnsupportedExport(f"{call.name}: input {call.in_shape} after {shape}")
-            nodes.append((f"{call.name}.flatten_in", _flatten_node(shape)))
+            nodes.append((f"{call.name}_flatten_in", flatten_node(shape)))
         if isinstance(m, nn.Conv2d):
             nodes.append((call.name, _conv_node(call)))
         elif isinstance(m, nn.Linear):
             nodes.append((call.name, _linear_node(call)))
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-            s, t = _bn_scale_shift(m)
-            nxt = _following(calls, i)
-            if nxt is not None and isinstance(nxt.module, BaseLIF):
-                pending_bn = (s, t)  # folded into that neuron's r and v_leak
-            else:
-                nodes.append((call.name, _bn_without_neuron(nodes, call, s, t)))
+            nodes.append((call.name, _bn_node(call)))
         elif isinstance(m, BaseLIF):
-            nodes.append((call.name, _neuron_node(call, pending_bn, dt)))
-            pending_bn = None
+            nodes.extend(_neuron_nodes(call, dt))
         elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-            for j, node in enumerate(_pool_nodes(call)):
-                nodes.append((call.name if j == 0 else f"{call.name}.threshold", node))
+            nodes.extend(_pool_nodes(call, dt))
         elif isinstance(m, nn.AvgPool1d):
             nodes.append((call.name, _vote_node(call)))
         elif isinstance(m, nn.Flatten):
-            nodes.append((call.name, _flatten_node(call.in_shape)))
+            nodes.append((call.name, flatten_node(call.in_shape)))
         else:
             raise UnsupportedExport(f"{call.name}: {type(m).__name__} has no NIR mapping")
         shape = call.out_shape
@@ -313,54 +267,70 @@ def _nodes_for(calls: list[TracedCall], input_shape: tuple[int, ...], dt: float)
 def _model_input_shape(model: nn.Module) -> tuple[int, ...]:
     config = getattr(model, "config", None) or {}
     if "name" not in config:
+        shape = getattr(model, "input_shape", None)
+        if shape is not None:
+            return tuple(int(s) for s in shape)
         raise ValueError("pass input_shape=(C, H, W): the network has no registered model_config")
     from ..models import model_recipe
 
     return tuple(model_recipe(config["name"]).input_shape)
 
 
+def _check_dt(dt: float) -> float:
+    dt = float(dt)
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt (seconds a time step) must be a positive number, got {dt}")
+    return dt
+
+
 def to_nir(
     model: nn.Module,
     input_shape: tuple[int, ...] | None = None,
     time_steps: int | None = None,
-    dt: float = 1.0,
+    dt: float = DEFAULT_DT,
 ) -> Any:
     """The network as a nir.NIRGraph (see the module docstring for the mapping).
 
-    input_shape: (C, H, W) of one frame (default: the registered network's); time_steps: stored
-    in the graph metadata; dt: the duration of one time step in NIR's time unit (time constants
-    are tau_steps * dt).
+    input_shape: (C, H, W) of one frame (default: the registered network's, or the model's
+    `input_shape`); time_steps: stored in the graph metadata; dt: the duration of one time step
+    in seconds, NIR's time unit (time constants are tau_steps * dt). The default 1e-4 is the
+    step snnTorch's importer assumes; pass the same dt to Norse's `from_nir(graph, dt=...)`.
     """
-    import nir
-
+    dt = _check_dt(dt)
     if getattr(model, "state_bits", None) is not None:
         from .nir_integer import integer_nir_graph
 
         return integer_nir_graph(model, time_steps=time_steps, dt=dt)
     shape_in = tuple(input_shape) if input_shape is not None else _model_input_shape(model)
     nodes, shape_out = _nodes_for(trace_calls(model, shape_in), shape_in, dt)
-    node_dict = {"input": nir.Input(input_type={"input": np.array(shape_in)})}
-    node_dict.update(dict(nodes))
-    node_dict["output"] = nir.Output(output_type={"output": np.array(shape_out)})
-    names = list(node_dict)
     metadata = {
         "source": "spikequant",
         "dt": dt,
+        "time_unit": "s",
         "time_steps": -1 if time_steps is None else int(time_steps),
+        "conventions": CONVENTIONS,
         "readout": "class scores = output spikes averaged over the time steps (and over each "
         "class's `votes` consecutive output neurons)",
         "votes": int(getattr(model, "votes", 1)),
         "model_config": json.dumps(getattr(model, "config", None), default=str),
     }
-    return nir.NIRGraph(nodes=node_dict, edges=list(zip(names[:-1], names[1:])),
-                        metadata=metadata, type_check=True)
+    return chain_graph(nodes, shape_in, shape_out, metadata)
 
 
-def write_nir(model: nn.Module, path: str, **options: Any) -> Any:
-    """Write to_nir(model, **options) to `path` (HDF5, nir.write) atomically; returns the graph."""
+def write_nir(model: nn.Module, path: str, sidecar: bool = True, **options: Any) -> Any:
+    """Write to_nir(model, **options) to `path` (HDF5, nir.write) atomically; returns the graph.
+
+    sidecar: also write `<path stem>.quant.json` (nir_sidecar) when the network has quantized
+    layers: their bit widths, level sets, scales and codes, from which `packed_from_nir`
+    rebuilds the packed model file exactly. Both are computed before either is written."""
     import nir
 
+    from .nir_sidecar import sidecar_for, sidecar_path
+
     graph = to_nir(model, **options)
+    side = sidecar_for(model, graph) if sidecar else None
     with atomic_path(path) as tmp:
         nir.write(str(tmp), graph)
+    if side is not None and side["layers"]:
+        atomic_write_text(sidecar_path(path), json.dumps(side, indent=1) + "\n")
     return graph
