@@ -144,12 +144,14 @@ def _wrapped(argv: list[str], case: Case, sandbox: Sandbox, here: Path) -> list[
     return ["unshare", "-m", "sh", "-c", f'{mount} && exec "$@"', "_", *argv]
 
 
-def _limits(case: Case) -> Callable[[], None] | None:
-    if ROOT or not case.full:
-        return None
-
-    def limit() -> None:  # a full disk as a non-root user can make one: a file-size limit
-        import resource
+def _limits(case: Case) -> Callable[[], None]:
+    def limit() -> None:
+        # as in a terminal: a shell running this in the background (`&`, nohup) ignores
+        # SIGINT, and a command keeps an ignored signal ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if ROOT or not case.full:
+            return
+        import resource  # a full disk as a non-root user can make one: a file-size limit
 
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, 16 << 10))
@@ -158,13 +160,18 @@ def _limits(case: Case) -> Callable[[], None] | None:
 
 
 def _message(err: str, out: str) -> str:
-    lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
+    # no progress bars; the sandbox's small N-MNIST copy is always partial: that warning says
+    # nothing of the case
+    lines = [ln.strip() for ln in err.splitlines()
+             if ln.strip() and "%|" not in ln and "using a partial copy" not in ln]
     ours = [ln for ln in lines if ln.startswith("spikequant")]
-    if ours:
-        return ours[0]
+    errors = [ln for ln in ours if ": error: " in ln or ": interrupted " in ln]
+    if errors or ours:
+        return (errors or ours)[0]
     if lines:
         return lines[0]
-    return "(none)"
+    printed = " ".join(out.split())  # what a command that succeeds prints (JSON for train)
+    return printed[:100] + " ..." if len(printed) > 100 else printed or "(none)"
 
 
 def run_case(case: Case, sandbox: Sandbox, here: Path) -> Outcome:
@@ -218,7 +225,8 @@ def _single(case: Case, sandbox: Sandbox, here: Path) -> tuple[str, str, str]:
 def _together(case: Case, sandbox: Sandbox, here: Path) -> tuple[str, str, str]:
     env = sandbox.env(case.env, here)
     procs = [subprocess.Popen(sandbox.argv(line, here), cwd=here, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              preexec_fn=_limits(case))
              for line in (case.command, case.second)]
     results = [p.communicate(timeout=TIMEOUT) for p in procs]
     codes = ", ".join(sorted(str(p.returncode) for p in procs))
@@ -254,8 +262,8 @@ def table(cases: list[Case], outcomes: list[Outcome], sandbox: Sandbox) -> str:
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
-    rows = ["| # | case | command | exit | first line of the message |",
-            "|---:|---|---|---|---|"]
+    rows = ["| # | case | command | exit | first line of the message | verdict |",
+            "|---:|---|---|---|---|---|"]
     for i, (case, got) in enumerate(zip(cases, outcomes), 1):
         env = " ".join(f"{k}={sandbox.shown(v)}" for k, v in case.env.items())
         command = sandbox.shown(case.command)
@@ -269,13 +277,20 @@ def table(cases: list[Case], outcomes: list[Outcome], sandbox: Sandbox) -> str:
             command += f" ({sandbox.shown(case.full)} full)"
         shown = f"{env} {command}".strip()
         rows.append(f"| {i} | {cell(case.group + ': ' + case.what)} | `{cell(shown)}` | "
-                    f"{cell(got.code)} | {cell(got.line)} |")
+                    f"{cell(got.code)} | {cell(got.line)} | {cell(verdict(got))} |")
     tracebacks = sum(o.traceback for o in outcomes)
     wrong = sum(bool(o.problems) for o in outcomes)
     rows.append("")
     rows.append(f"{len(cases)} cases: {tracebacks} tracebacks, {wrong} with an unexpected exit "
                 "status, a wrong result or a lost file.")
     return "\n".join(rows) + "\n"
+
+
+def verdict(got: Outcome) -> str:
+    """"ok", or what went wrong: a traceback, an unexpected status, a failed check."""
+    if got.traceback:
+        return "; ".join(["traceback", *got.problems])
+    return "; ".join(got.problems) or "ok"
 
 
 def clean(folder: Path) -> None:

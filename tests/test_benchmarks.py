@@ -221,3 +221,27 @@ def test_the_generated_digits_folder_is_an_nmnist_dataset(tmp_path, monkeypatch)
     assert frames.shape == (4, 2, 34, 34) and frames.sum() > 1000  # ~4,000 events
     names = {p.name for p in (tmp_path / "NMNIST" / "Train").rglob("*.bin")}
     assert not names & {p.name for p in (tmp_path / "NMNIST" / "Test").rglob("*.bin")}
+
+
+def test_trust_cases_run_and_tabulate_a_few_cheap_cases(tmp_path):
+    """Three cases of benchmarks/trust_cases.py through its harness (two of the Python API,
+    one command in its own process): their outcomes, and the table naming no sandbox path."""
+    import trust_cases
+    from trust_harness import Sandbox
+
+    chosen = {"bits=9", "a well-formed call still works", "SPIKEQUANT_KERNELS='banana'"}
+    cases = list({c.what: c for c in reversed(trust_cases.every_case(("environment", "api")))
+                  if c.what in chosen}.values())[::-1]  # the first case of each description
+    assert [c.group for c in cases] == ["environment", "api", "api"]
+    sandbox = Sandbox(tmp_path / "sandbox")  # these cases need none of its prepared files
+    sandbox.root.mkdir()
+    outcomes = trust_cases.run(cases, sandbox)
+    assert [(o.code, o.problems, o.traceback) for o in outcomes] == [
+        ("2", [], False), ("raises ConfigError", [], False), ("returns", [], False)]
+    assert outcomes[0].line.startswith("spikequant models: error: environment variable "
+                                       "SPIKEQUANT_KERNELS='banana' is not accepted")
+    text = trust_cases.table(cases, outcomes, sandbox)
+    assert "| 1 | environment: SPIKEQUANT_KERNELS='banana' | `SPIKEQUANT_KERNELS=banana " \
+           "spikequant models` | 2 |" in text
+    assert str(tmp_path) not in text and text.count("| ok |") == 3
+    assert "3 cases: 0 tracebacks, 0 with an unexpected exit status" in text

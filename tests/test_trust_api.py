@@ -17,7 +17,13 @@ from safetensors.torch import save_file
 from torch import nn
 
 from spikequant import quantize_model
-from spikequant.errors import ConfigError, ModelError, ModelFileError, SpikequantError
+from spikequant.errors import (
+    ConfigError,
+    MissingFileError,
+    ModelError,
+    ModelFileError,
+    SpikequantError,
+)
 from spikequant.export import IntegerNetwork, load_packed
 from spikequant.models import build
 from spikequant.quant import quantized_layers, weight_quantizer
@@ -119,3 +125,14 @@ def test_from_packed_on_bytes_that_are_no_safetensors_file(tmp_path):
     path.write_bytes(b"these are my notes, not a model" * 4)
     with pytest.raises(ModelFileError, match="header claims .* bytes"):
         IntegerNetwork.from_packed(path)
+
+
+def test_a_missing_file_is_a_spikequant_error_and_a_file_not_found_error(tmp_path):
+    from spikequant.train import load_checkpoint
+
+    for load in (IntegerNetwork.from_packed, load_packed, load_checkpoint):
+        with pytest.raises(MissingFileError) as caught:
+            load(tmp_path / "none.sqp")
+        assert isinstance(caught.value, SpikequantError)
+        assert isinstance(caught.value, FileNotFoundError)  # what callers caught before
+        assert str(tmp_path / "none.sqp") in str(caught.value)

@@ -110,6 +110,25 @@ def test_the_python_api_raises_a_config_error(clean_environment):
         kernels.use_triton(torch.zeros(2))
 
 
+def test_triton_without_a_gpu_names_the_device_the_run_uses(tmp_path, ndigits_dir,
+                                                            clean_environment, capsys):
+    """SPIKEQUANT_KERNELS=triton on a CPU run: the memory estimate (meta tensors) is not where
+    it stops; the line names the CPU and the setting to use instead."""
+    import spikequant._kernels as kernels
+
+    if kernels.triton_import_error() is not None:
+        pytest.skip("triton does not import here: the line names that instead")
+    clean_environment.delenv("TRITON_INTERPRET", raising=False)
+    clean_environment.setenv("SPIKEQUANT_KERNELS", "triton")
+    clean_environment.setattr(kernels, "_mode", None)
+    assert kernels.use_triton(torch.zeros(2, device="meta")) is False
+    code, err = run_cli(train_argv(tmp_path / "run", ndigits_dir), capsys)
+    line = one_line_error(err)
+    assert code == 2 and "meta" not in line
+    assert "SPIKEQUANT_KERNELS=triton runs Triton on cpu tensors only under" in line
+    assert "SPIKEQUANT_KERNELS=auto" in line
+
+
 def test_an_unknown_spikequant_variable_is_a_warning_with_the_likely_name(clean_environment,
                                                                           capsys):
     clean_environment.setenv("SPIKEQUANT_KERNEL", "torch")

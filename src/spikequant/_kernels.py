@@ -72,7 +72,7 @@ def interpreting() -> bool:
 def use_triton(t: torch.Tensor) -> bool:
     """Whether the Triton kernels should process tensor `t` under the current mode."""
     mode = kernel_mode()
-    if mode == "torch":
+    if mode == "torch" or t.is_meta:  # a meta tensor (a memory estimate) computes nothing
         return False
     if mode == "auto":
         return t.is_cuda and triton_import_error() is None
@@ -81,6 +81,8 @@ def use_triton(t: torch.Tensor) -> bool:
         raise KernelsUnavailable(f"{ENV}=triton but triton does not import ({error}); "
                                  f"`pip install triton` or set {ENV}=auto")
     if not t.is_cuda and not interpreting():
-        raise KernelsUnavailable(f"{ENV}=triton on a {t.device.type} tensor needs Triton's "
-                                 "interpreter: set TRITON_INTERPRET=1 before starting Python")
+        raise KernelsUnavailable(f"{ENV}=triton runs Triton on {t.device.type} tensors only "
+                                 "under Triton's interpreter (TRITON_INTERPRET=1 before "
+                                 f"starting Python); set {ENV}=auto to use the kernels each "
+                                 "device has")
     return True

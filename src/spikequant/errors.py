@@ -103,6 +103,11 @@ class PluginError(SpikequantError, ImportError):
     """A plugin module (`--plugin`, `plugins = [...]`, an entry point) that fails to import."""
 
 
+class MissingFileError(SpikequantError, FileNotFoundError):
+    """A file the call names (a checkpoint, a packed model file) that is not there; also a
+    FileNotFoundError, as it was before this class existed."""
+
+
 class CacheUnavailableWarning(UserWarning):
     """A cache (compiled kernels, frames) that cannot be read or written: the command goes on
     without it, slower; the message names the folder and the setting that moves it."""

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ModelFileError
+from ..errors import MissingFileError, ModelFileError
 from ..models.fixed_point_forward import run_program
 from ..models.integer_program import (
     IntegerProgram,
@@ -199,7 +199,7 @@ def file_state_bits(path: str | os.PathLike) -> int | None:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no packed model file at {path} (spikequant export writes one)")
+        raise MissingFileError(f"no packed model file at {path} (spikequant export writes one)")
     with path.open("rb") as fh:
         head = fh.read(8)
         size = int.from_bytes(head, "little") if len(head) == 8 else 0

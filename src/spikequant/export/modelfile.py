@@ -40,7 +40,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from .._atomic import atomic_write_bytes
-from ..errors import ModelFileError
+from ..errors import MissingFileError, ModelFileError
 from ..quant import QuantizedWeight
 from .bitpack import pack_bits, packed_size, unpack_bits
 from .tensors import inference_tensors
@@ -227,7 +227,7 @@ def read_packed(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torc
     """Verified (info, tensors) of a packed file: format, version, size and content hash."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no packed model file at {path} (spikequant export writes one)")
+        raise MissingFileError(f"no packed model file at {path} (spikequant export writes one)")
     data = path.read_bytes()
     meta = _read_header(path, data)
     _check_version(path, meta)

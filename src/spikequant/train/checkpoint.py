@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .._atomic import atomic_write_bytes
-from ..errors import CheckpointError, UnsafeFileError
+from ..errors import CheckpointError, MissingFileError, UnsafeFileError
 from .checksum import content_sha256
 
 CHECKPOINT_VERSION = 2  # 2: SHA-256, random states as tensors and lists (weights_only)
@@ -136,7 +136,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     subclass UnsafeFileError for files that could run code) for anything else."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no checkpoint at {path} (train writes DIR/last.pt and DIR/best.pt)"
         )
     try:
