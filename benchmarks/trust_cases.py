@@ -569,7 +569,8 @@ def input_cases() -> list[Case]:
         Case(g, "an empty event file", run, "2",
              setup=steps(nm, damage(first_recording("nm"), "empty"))),
         Case(g, "datasets lists a truncated file", "spikequant datasets --data-dir {here}/nm",
-             "0", setup=steps(nm, damage(first_recording("nm"), "truncate"))),
+             "0", setup=steps(nm, damage(first_recording("nm"), "truncate")),
+             check=_listed_bad),
         Case(g, "a checkpoint with a flipped byte", "spikequant eval -c {here}/ck.pt", "2",
              setup=steps(copy("{ckpt}", "ck.pt"), damage("ck.pt", "flip"))),
         Case(g, "a text file as checkpoint", "spikequant eval -c {here}/ck.pt", "2",
@@ -604,6 +605,19 @@ def input_cases() -> list[Case]:
         Case(g, "a sweep file without [sweep]", "spikequant sweep --config {tiny}", "2"),
     ]
     return cases
+
+
+def _listed_bad(sandbox: Sandbox, here: Path) -> list[str]:
+    """A check: `datasets --json` lists the truncated file and calls N-MNIST not complete."""
+    import json
+
+    done = subprocess.run(sandbox.argv("spikequant datasets --data-dir {here}/nm --json", here),
+                          cwd=here, env=sandbox.env({}, here), capture_output=True, text=True)
+    entry = next(d for d in json.loads(done.stdout) if d["name"] == "nmnist")
+    problems = [] if not entry["complete"] else ["N-MNIST listed as complete"]
+    if not any("00004.bin" in str(bad) for bad in entry["bad_files"]):
+        problems.append(f"the truncated file is not listed: {entry['bad_files']}")
+    return problems
 
 
 def _still_mine(sandbox: Sandbox, here: Path) -> list[str]:

@@ -140,7 +140,7 @@ def _wrapped(argv: list[str], case: Case, sandbox: Sandbox, here: Path) -> list[
         mount = f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder} {folder}"
     else:
         folder = shlex.quote(sandbox.fill(case.full, here))
-        mount = f"mkdir -p {folder} && mount -t tmpfs -o size=24k tmpfs {folder}"
+        mount = f"mkdir -p {folder} && mount -t tmpfs -o size=24k,mode=0755 tmpfs {folder}"
     return ["unshare", "-m", "sh", "-c", f'{mount} && exec "$@"', "_", *argv]
 
 

@@ -93,6 +93,17 @@ def test_a_flipped_byte_in_a_checkpoint_is_refused(tmp_path, capsys):
     assert not (tmp_path / "m.sqp").exists()
 
 
+@pytest.mark.parametrize("content", [b"not a checkpoint\n", b"", b"\x00" * 64])
+def test_a_file_that_is_no_checkpoint_says_so_and_is_not_called_unsafe(content, tmp_path,
+                                                                       capsys):
+    path = tmp_path / "notes.pt"
+    path.write_bytes(content)
+    code, err = run_cli(["eval", "--checkpoint", path], capsys)
+    line = one_line_error(err)
+    assert code == 2 and f"{path} is not a" in line
+    assert "call ?" not in line and "run code" not in line
+
+
 def test_nan_parameters_in_a_checkpoint_are_refused(tmp_path, capsys):
     model = build("ndigits", "sigmoid", 1, channels=4)
     with torch.no_grad():

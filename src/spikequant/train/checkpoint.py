@@ -82,6 +82,13 @@ def _torch_load(path: Path, map_location: Any) -> Any:
         needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
     except Exception:  # noqa: BLE001 - unreadable opcodes: treated as unsafe below
         needed = {"?"}
+        with path.open("rb") as fh:
+            head = fh.read(4)
+        if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip, or a pickle
+            raise CheckpointError(
+                f"{path} is not a checkpoint: neither the zip archive torch.save writes nor "
+                f"a pickle (it starts with {head!r}); train writes DIR/last.pt and DIR/best.pt"
+            ) from None
     if needed and needed <= _NUMPY_ARRAY_GLOBALS:  # a version-1 checkpoint's numpy state
         with torch.serialization.safe_globals(_legacy_numpy_globals()):
             return torch.load(path, map_location=map_location, weights_only=True)
