@@ -12,7 +12,8 @@ Steps (each in its own process; a failing step is reported and the run goes on):
    torch implementations) compiled on CUDA; with --dry-run under Triton's interpreter.
 3. kernel parity and speed at the study's shapes (`benchmarks/kernel_parity.py`): the fused
    neuron (PLIF as the study's networks use it) and the binary / 3-bit quantizers, Triton
-   against torch, forward + backward.
+   against torch, forward + backward, and one line a kernel and shape class saying whether
+   its first-use self-check against torch passed (the neuron also in bfloat16, as under AMP).
 4. training step of the study's networks (batch 16; N-MNIST T=10, DVS128 Gesture and
    CIFAR10-DVS T=20) with AMP, for spikequant float, spikequant binary sigmoid and
    SpikingJelly (its automatic choice, the fastest backend it finds; skipped with a note where
@@ -165,6 +166,14 @@ def kernel_parity(args: argparse.Namespace, env: dict[str, str]) -> list[str]:
         lines.append(f"| {r['case']} | {r['torch_ms']:.2f} | {r['triton_ms']:.2f} | "
                      f"{r['torch_ms'] / r['triton_ms']:.2f}x | {mismatch} | "
                      f"{worst[1]:.1e} ({worst[0].removesuffix('_max_rel_diff')}) |")
+    checks = [json.loads(line[len("@@selfcheck "):]) for line in out.splitlines()
+              if line.startswith("@@selfcheck ")]
+    lines += ["", "First-use self-check of the kernels (spikequant.kernel_check; a kernel that "
+              "fails it runs as torch, so its row above then compares torch with torch):", ""]
+    lines += [f"- self-check {c['kernel']} on {c['device']} ({c['shape_class']}): "
+              f"{'passed' if c['passed'] else 'FAILED: ' + c['detail']}" for c in checks]
+    if not checks:
+        lines.append("- self-check: no result reported")
     if code != 0:
         lines += ["", f"FAILED (exit code {code}) after {took:.0f} s:", "```", tail(out, 30),
                   "```"]

@@ -5,7 +5,9 @@ and forward + backward time of each (run by `gpu_check.py` in its own process).
     TRITON_INTERPRET=1 python benchmarks/kernel_parity.py --device cpu --tiny
 
 Prints one `@@parity {json}` line per case: torch_ms, triton_ms, the fraction of spikes that
-differ, and for every other output the largest difference relative to its largest value.
+differ, and for every other output the largest difference relative to its largest value; then
+one `@@selfcheck {json}` line per first-use self-check the kernels ran (spikequant.kernel_check;
+on CUDA the neuron also runs once in bfloat16 for it), which says whether each passed.
 """
 
 from __future__ import annotations
@@ -94,6 +96,18 @@ def compare_all(device_name: str, sizes: dict[str, Any]) -> int:
         kind = f"{bits}-bit {'per channel' if per_channel else 'per tensor'}"
         compare(f"sigmoid quantizer {kind} fwd+bwd {list(shape)}", quant_case,
                 sizes["repeats"])
+
+    if device.type == "cuda":  # Triton's interpreter has no bfloat16 (numpy lacks it)
+        # the neuron in bfloat16, as AMP runs it: its first-use self-check is the point here
+        x = (torch.randn(*sizes["neuron_shapes"][0], generator=gen) * 1.5 + 0.3).to(device)
+        with use_kernels("triton"):
+            PLIF(init_tau=2.0, detach_reset=True).to(device)(x.bfloat16())
+    from spikequant import kernel_check
+
+    for r in kernel_check.results():  # a failed check means "triton" above ran torch
+        print("@@selfcheck " + json.dumps({"kernel": r.kernel, "device": r.device,
+                                           "shape_class": r.shape_class, "passed": r.passed,
+                                           "detail": r.detail}), flush=True)
     return 0
 
 

@@ -111,3 +111,9 @@ class MissingFileError(SpikequantError, FileNotFoundError):
 class CacheUnavailableWarning(UserWarning):
     """A cache (compiled kernels, frames) that cannot be read or written: the command goes on
     without it, slower; the message names the folder and the setting that moves it."""
+
+
+class KernelFallbackWarning(UserWarning):
+    """A Triton kernel that failed its first-use self-check against the torch reference (or
+    did not compile): spikequant runs the torch implementation in its place; the message
+    names the kernel, the device and SPIKEQUANT_KERNELS=torch, which turns the kernels off."""

@@ -165,3 +165,58 @@ def sigmoid_quantize_triton(
         w, alpha.to(dt), beta.to(dt), positions.to(dt), heights.to(dt), temperature.to(dt),
         q0.to(dt), reference_gradient,
     )
+
+
+NAME = "sigmoid quantizer"
+
+
+def sigmoid_quantize_reference(
+    w: torch.Tensor,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    positions: torch.Tensor,
+    heights: torch.Tensor,
+    temperature: torch.Tensor,
+    q0: torch.Tensor,
+    reference_gradient: bool = False,
+) -> torch.Tensor:
+    """`sigmoid_quantize_triton` written with plain torch autograd ops: the reference of the
+    first-use self-check (spikequant.kernel_check). Memory grows with the number of steps, so
+    it is meant for the check's small slices."""
+    shape = (alpha.numel(),) + (1,) * (w.dim() - 1) if alpha.numel() > 1 else ()
+    x = beta.reshape(shape) * w
+    t = temperature.detach()
+    soft = torch.zeros_like(x)
+    for b, s in zip(positions.reshape(-1), heights.reshape(-1)):
+        sig = torch.sigmoid(t * (x - b))
+        if reference_gradient:  # the slope of the T = 1 sigmoid, scaled by T
+            sig1 = torch.sigmoid(x - b)
+            sig = sig.detach() + t * (sig1 - sig1.detach())
+        soft = soft + s * sig
+    return alpha.reshape(shape) * (soft + q0)
+
+
+def kernel_passes(w: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor,
+                  positions: torch.Tensor, heights: torch.Tensor, temperature: torch.Tensor,
+                  q0: torch.Tensor, reference_gradient: bool = False) -> bool:
+    """Whether the kernels may quantize `w` (the arguments of `sigmoid_quantize_triton`): the
+    first time a shape class is seen on a device the kernels are checked against
+    `sigmoid_quantize_reference` on a slice of w (at most 4 rows; see kernel_check)."""
+    from .. import kernel_check as kc
+
+    rows = max(alpha.numel(), 1)
+    row_len, steps = w.numel() // rows, positions.numel()
+    shape_class = (f"{str(w.dtype).removeprefix('torch.')}, {steps} step(s), row length "
+                   f"{kc.size_class(row_len)}, {'reference' if reference_gradient else 'exact'}"
+                   " gradient")
+
+    def slice_args():
+        keep = min(rows, 4)
+        part = w.detach().reshape(rows, row_len)[:keep, :kc.slice_size(row_len)]
+        scale = (lambda p: p.detach().reshape(-1)[:keep]) if rows > 1 else (
+            lambda p: p.detach())
+        return (part, scale(alpha), scale(beta), positions, heights, temperature, q0,
+                reference_gradient)
+
+    return kc.kernel_passes(NAME, w.device, shape_class, sigmoid_quantize_triton,
+                            sigmoid_quantize_reference, slice_args, diff=(0, 1, 2))

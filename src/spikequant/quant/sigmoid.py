@@ -234,12 +234,12 @@ class SigmoidQuantizer(WeightQuantizer):
         if not self.training:
             return self.hard(weight)
         if use_triton(weight):  # CUDA: one fused kernel each way (quant/kernels_triton.py)
-            from .kernels_triton import sigmoid_quantize_triton
+            from .kernels_triton import kernel_passes, sigmoid_quantize_triton
 
-            return sigmoid_quantize_triton(
-                weight, self.alpha, self.beta, self.positions, self.heights, self.temperature,
-                self.levels[0], self.gradient == "reference",
-            )
+            args = (weight, self.alpha, self.beta, self.positions, self.heights,
+                    self.temperature, self.levels[0], self.gradient == "reference")
+            if kernel_passes(*args):  # checked against torch on first use (kernel_check)
+                return sigmoid_quantize_triton(*args)
         if self.positions.numel() == 1:  # binary
             # one pass each way on the CPU when the kernel builds, else the fewest torch ops
             fn = binary_sigmoid_cpu if use_cpu_kernel(weight) else binary_sigmoid

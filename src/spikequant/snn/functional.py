@@ -225,11 +225,11 @@ def lif_multistep(
     if use_triton(x_seq) and state_grid is None:  # fixed-point state: the reference path
         from . import kernels_triton  # imports triton: only where it runs
 
-        if kernels_triton.supports(surrogate):
-            return kernels_triton.lif_multistep_triton(
-                x_seq, v0, decay, float(threshold), v_reset, decay_input, detach_reset,
-                surrogate, float(alpha), store_v_seq,
-            )
+        args = (x_seq, v0, decay, float(threshold), v_reset, decay_input, detach_reset,
+                surrogate, float(alpha), store_v_seq)
+        # checked against this module's torch path on first use (spikequant.kernel_check)
+        if kernels_triton.supports(surrogate) and kernels_triton.kernel_passes(*args):
+            return kernels_triton.lif_multistep_triton(*args)
     elif state_grid is None and x_seq.device.type == "cpu":
         from . import cpu_kernel  # the compiled kernel; builds on first use
 

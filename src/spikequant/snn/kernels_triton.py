@@ -237,3 +237,43 @@ def lif_multistep_triton(x_seq, v0, k, threshold, v_reset, decay_input, detach_r
     """The arguments of `functional._LIFMultiStep.apply`, run by the Triton kernels."""
     return _LIFMultiStepTriton.apply(x_seq, v0, k, threshold, v_reset, decay_input,
                                      detach_reset, kind, alpha, store_v_seq)
+
+
+NAME = "LIF neuron"
+
+
+def _reference(x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
+               store_v_seq):
+    from .functional import _LIFMultiStep
+
+    return _LIFMultiStep.apply(x_seq, v0, k, threshold, v_reset, decay_input, detach_reset,
+                               kind, alpha, store_v_seq, None)
+
+
+def kernel_passes(x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
+                  store_v_seq) -> bool:
+    """Whether the kernels may run these arguments of `lif_multistep_triton`: the first time
+    a shape class is seen on a device they are checked against `functional._LIFMultiStep` on
+    a slice of the neurons (and of the time steps; see spikequant.kernel_check)."""
+    from .. import kernel_check as kc
+
+    steps, n = x_seq.shape[0], x_seq[0].numel()
+    tensor_k = isinstance(k, torch.Tensor)
+    shape_class = (
+        f"{str(x_seq.dtype).removeprefix('torch.')}, steps {kc.size_class(steps)}, neurons "
+        f"{kc.size_class(n)}, {'v0' if v0 is not None else 'at rest'}, "
+        f"{'learned' if tensor_k else 'fixed'} decay, "
+        f"{'soft' if v_reset is None else 'hard'} reset, decay_input={decay_input}, "
+        f"detach_reset={detach_reset}, {kind}, store_v_seq={store_v_seq}")
+
+    def slice_args():
+        t, m = kc.slice_size(steps, 16), kc.slice_size(n)
+        x = x_seq.detach().reshape(steps, n)[:t, :m]
+        v = v0.detach().reshape(n)[:m] if v0 is not None else None
+        kk = k.detach() if tensor_k else k
+        return (x, v, kk, threshold, v_reset, decay_input, detach_reset, kind, alpha,
+                store_v_seq)
+
+    diff = (0,) + ((1,) if v0 is not None else ()) + ((2,) if tensor_k else ())
+    return kc.kernel_passes(NAME, x_seq.device, shape_class, lif_multistep_triton, _reference,
+                            slice_args, diff)
