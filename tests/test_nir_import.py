@@ -32,46 +32,58 @@ def _spikes(shape, seed=0, p=0.4):
     return (torch.rand(T, B, *shape, generator=g) < p).float()
 
 
-def _leaky(snn, n: int, beta: float, threshold: float, **kw):
+def _leaky(snn, shape, beta: float, threshold: float, **kw):
     # snnTorch 1.0's exporter passes its own type check only with one beta and one threshold
     # a neuron (a scalar gives a shape-() LIF that nir refuses); reset "zero" is what NIR says
-    return snn.Leaky(beta=torch.full((n,), beta), threshold=torch.full((n,), threshold),
+    return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.full(shape, threshold),
                      init_hidden=True, reset_mechanism="zero", **kw)
 
 
-def _snntorch_net():
+def _snntorch_net(kind: str = "linear"):
     snn = pytest.importorskip("snntorch", reason="snnTorch is not installed")
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(6, 5), _leaky(snn, 5, 0.8, 0.5),
-                              torch.nn.Linear(5, 3), _leaky(snn, 3, 0.9, 0.5, output=True))
+    if kind == "conv":  # Flatten(0): the exporter traces one unbatched sample
+        net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1),
+                                  _leaky(snn, (3, 4, 4), 0.8, 0.5), torch.nn.Flatten(0),
+                                  torch.nn.Linear(48, 3), _leaky(snn, (3,), 0.9, 0.5, output=True))
+        sample = torch.randn(2, 4, 4)
+    else:
+        net = torch.nn.Sequential(torch.nn.Linear(6, 5), _leaky(snn, (5,), 0.8, 0.5),
+                                  torch.nn.Linear(5, 3), _leaky(snn, (3,), 0.9, 0.5, output=True))
+        sample = torch.randn(6)
     with torch.no_grad():
         net[0].weight.mul_(3)
-    return net
+        net[-2].weight.mul_(3)
+    return net, sample
 
 
-def _snntorch_graph(net):
+def _snntorch_graph(net, sample):
     from snntorch.export_nir import export_to_nir
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        return export_to_nir(net, torch.randn(6))  # one unbatched sample: see docs/nir.md
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a note per module
+        return export_to_nir(net, sample)  # one unbatched sample: see docs/nir.md
 
 
-def test_snntorch_graph_imports_spike_for_spike():
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_snntorch_graph_imports_spike_for_spike(kind):
     from snntorch import utils
 
-    net = _snntorch_net()
-    model = import_nir(_snntorch_graph(net), source="snntorch")
-    x = _spikes((6,))
-    utils.reset(net)
+    net, sample = _snntorch_net(kind)
+    model = import_nir(_snntorch_graph(net, sample), source="snntorch")
+    x = _spikes(tuple(sample.shape))
+    expected = []
     with torch.no_grad():
-        expected = torch.stack([net(x[t])[0] for t in range(T)])
+        for b in range(B):  # the snnTorch network runs one unbatched sample at a time
+            utils.reset(net)
+            expected.append(torch.stack([net(x[t, b])[0] for t in range(T)]))
         got = model.spikes(x)
+    expected = torch.stack(expected, 1)
     assert expected.sum() > 0
     assert torch.equal(got, expected)
 
 
 def test_snntorch_graph_needs_its_time_step():
-    graph = _snntorch_graph(_snntorch_net())
+    graph = _snntorch_graph(*_snntorch_net())
     with pytest.raises(NIRGraphError, match="no dt"):
         import_nir(graph)  # snnTorch writes no dt: the caller says whose graph it is
 
@@ -86,7 +98,7 @@ def _norse_run(net, x):
 
 
 @pytest.mark.parametrize("kind", ["lif_box", "iaf", "conv"])
-def test_norse_graph_imports_spike_for_spike(kind):
+def test_norse_graph_imports_spike_for_spike(kind, tmp_path):
     norse = pytest.importorskip("norse.torch", reason="Norse is not installed")
     torch.manual_seed(1)
     if kind == "conv":
@@ -111,6 +123,8 @@ def test_norse_graph_imports_spike_for_spike(kind):
     expected = _norse_run(net, x)
     assert expected.sum() > 0
     assert torch.equal(model.spikes(x), expected)
+    again = import_nir(write_nir(model, str(tmp_path / "again.nir")))  # IF as nir.IF
+    assert torch.equal(again.spikes(x), expected)
     if kind == "lif_box":  # read as plain NIR, Norse's tau (1e-5 s) is shorter than dt
         with pytest.raises(NIRGraphError, match="node '1'.*shorter than the time step"):
             import_nir(graph, dt=1e-3)
