@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNNER = Path(__file__).with_name("_docs_code.py")
 PAGES = sorted(
     [ROOT / "README.md", ROOT / "docs" / "getting-started.md", ROOT / "docs" / "method.md",
-     ROOT / "docs" / "formats.md"]
+     ROOT / "docs" / "formats.md", ROOT / "docs" / "nir.md"]
     + list((ROOT / "docs" / "tutorials").glob("*.md"))
     + list((ROOT / "docs" / "guide").glob("*.md"))
 )

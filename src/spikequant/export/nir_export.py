@@ -54,6 +54,7 @@ from .nir_nodes import (
     conv_node,
     flatten_node,
     gain_node,
+    if_node,
     neuron_nodes,
     spike_pool_nodes,
 )
@@ -181,6 +182,11 @@ def _neuron_nodes(call: TracedCall, dt: float) -> list[tuple[str, Any]]:
     m, shape = call.module, call.out_shape
     decay = m.decay()
     k = float(decay.detach()) if torch.is_tensor(decay) else float(decay)
+    if k == 0.0:  # no leak: an integrate-and-fire neuron (only with decay_input=False)
+        if m.decay_input:
+            raise UnsupportedExport(f"{call.name}: decay 0 with decay_input never charges")
+        return [(call.name, if_node(shape, m.threshold - m.rest, dt,
+                                    metadata={"kind": type(m).__name__, "dt": dt}))]
     meta = {"kind": type(m).__name__, "tau_steps": 1.0 / k, "dt": dt,
             "reset": "subtract" if m.v_reset is None else "to_v_reset",
             "v_reset": m.rest, "decay_input": int(m.decay_input)}

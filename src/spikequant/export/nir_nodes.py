@@ -130,6 +130,16 @@ def lif_node(shape: tuple[int, ...], tau_steps: float, threshold: float, dt: flo
                    metadata=metadata or {})
 
 
+def if_node(shape: tuple[int, ...], threshold: float, dt: float,
+            metadata: dict | None = None) -> Any:
+    """nir.IF for v <- v + I a step: dv/dt = r I with r = 1/dt, v_reset = 0."""
+    import nir
+
+    full = np.ones(shape, dtype=np.float32)
+    return nir.IF(r=full / np.float32(dt), v_threshold=full * np.float32(threshold),
+                  v_reset=np.zeros(shape, dtype=np.float32), metadata=metadata or {})
+
+
 def neuron_nodes(name: str, shape: tuple[int, ...], tau_steps: float, threshold: float,
                  gain: np.ndarray, offset: np.ndarray, dt: float,
                  metadata: dict | None = None, gain_name: str | None = None
