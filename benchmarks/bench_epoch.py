@@ -139,7 +139,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "batch_size": args.batch_size, "time_steps": args.time_steps,
                 "quantizer": args.quantizer, "phases": args.phases, "epochs": args.epochs,
                 "train_flags": args.train_flags, "command": command_line()}
-    return {"settings": settings, "machine": machine_info("cpu"), "rows": rows}
+    machine = machine_info("cpu")
+    if args.threads:  # the children's setting, not this parent's
+        machine["torch_threads"] = args.threads
+    return {"settings": settings, "machine": machine, "rows": rows}
 
 
 def command_line() -> str:

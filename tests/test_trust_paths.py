@@ -86,6 +86,7 @@ def test_a_link_onto_a_finished_run_is_refused_like_a_second_run(tmp_path, ndigi
     real = tmp_path / "real"
     assert run_cli(train_argv(real, ndigits_dir, "-e", "1"), capsys)[0] == 0
     before = (real / "last.pt").read_bytes()
+    (real / ".lock").write_text("pid 1 on host owner, started then\n")  # the run's own record
     link = tmp_path / "link"
     link.symlink_to(real)
     code, err = run_cli(train_argv(link, ndigits_dir), capsys)
@@ -93,6 +94,7 @@ def test_a_link_onto_a_finished_run_is_refused_like_a_second_run(tmp_path, ndigi
     assert code == 2
     assert f"{link} (a link to {real}) already holds a run" in line and "--resume" in line
     assert (real / "last.pt").read_bytes() == before
+    assert (real / ".lock").read_text() == "pid 1 on host owner, started then\n"  # untouched
     code, err = run_cli(train_argv(link, ndigits_dir, "-e", "2", "--resume"), capsys)
     assert code == 0, err  # --resume through the link continues the run, as in its folder
     assert load_checkpoint(real / "last.pt")["epoch"] == 2
@@ -100,11 +102,12 @@ def test_a_link_onto_a_finished_run_is_refused_like_a_second_run(tmp_path, ndigi
 
 def test_a_link_onto_a_run_in_progress_is_refused_naming_its_holder(tmp_path, capsys,
                                                                     no_data):
-    from spikequant.train.runfolder import _lock
+    from spikequant.train.runfolder import _lock, _record_holder
 
     real = tmp_path / "real"
     real.mkdir()
     held = _lock(real)  # as a `train` running on it holds it
+    _record_holder(held, real)
     try:
         link = tmp_path / "link"
         link.symlink_to(real)

@@ -109,15 +109,19 @@ def _lock(out: Path) -> int:
                 f"({_holder(lock)}); wait for it to finish or choose another --out"
             ) from None
         raise RunFolderError(f"cannot lock {lock} ({err.strerror})") from None
+    return fd
+
+
+def _record_holder(fd: int, out: Path) -> None:
+    """Write this process into the held lock file: done only once the folder is accepted, so a
+    refused run leaves the record of the run that owns the folder as it was."""
     started = datetime.datetime.now().isoformat(timespec="seconds")
     record = f"pid {os.getpid()} on host {socket.gethostname()}, started {started}\n"
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, record.encode(), 0)
     except OSError as err:
-        os.close(fd)
         raise RunFolderError(f"--out {out} is not writable ({err.strerror})") from None
-    return fd
 
 
 def _visible_entries(out: Path) -> list[str]:
@@ -174,6 +178,8 @@ def claim_run_folder(cfg: Any, time_steps: int) -> RunClaim:
             check_resume(claim.checkpoint, cfg, time_steps, last)
         elif _is_main_process():
             _check_contents(out, cfg.resume)
+        if claim.lock_fd is not None:
+            _record_holder(claim.lock_fd, out)
     except BaseException:
         claim.release()
         raise
