@@ -12,6 +12,7 @@ import ctypes
 
 import torch
 
+from .._buffer_pool import POOL
 from .._cpu_kernels import SOURCES, CompiledKernel, double_p, float_p, parts, ptr
 
 _i64, _int, _f32 = ctypes.c_int64, ctypes.c_int, ctypes.c_float
@@ -47,7 +48,7 @@ class _BinarySigmoidCPU(torch.autograd.Function):
         shared = int(a32.numel() == 1)
         row_len = w.numel() // a32.numel()
         scalars = (float(b), float(h), float(t), float(q0))
-        q = torch.empty_like(w)
+        q = POOL.empty(w.shape)  # mapped since the last step: no page faults
         KERNEL.lib.bsq_forward(ptr(w), ptr(q), w.numel(), row_len, ptr(a32), ptr(b32), shared,
                                *scalars, parts(w.numel()))
         ctx.save_for_backward(w, q, a32, b32)
@@ -63,7 +64,7 @@ class _BinarySigmoidCPU(torch.autograd.Function):
         shared, row_len = int(rows == 1), w.numel() // rows
         n_parts = parts(w.numel())
         sums = torch.zeros(n_parts, 2, rows, dtype=torch.float64)
-        gw = torch.empty_like(w)
+        gw = POOL.empty(w.shape)
         KERNEL.lib.bsq_backward(ptr(w), ptr(g), ptr(q), ptr(gw), w.numel(), row_len, ptr(a32),
                                 ptr(b32), shared, *ctx.scalars, ctx.reference, n_parts,
                                 ptr(sums, double_p))
