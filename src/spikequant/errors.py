@@ -9,6 +9,13 @@ ValueError keeps working.
 
 from __future__ import annotations
 
+__all__ = [
+    "SpikequantError", "ConfigError", "ModelError", "CheckpointError", "UnsafeFileError",
+    "RunFolderError", "ModelFileError", "OutputExistsError", "ResourceError", "TrainingDiverged",
+    "DataError", "UnsupportedExport", "NIRGraphError", "KernelsUnavailable", "UnknownComponent",
+    "OptionError", "PluginError", "MissingFileError", "CacheUnavailableWarning",
+    "KernelFallbackWarning"]
+
 
 class SpikequantError(Exception):
     """Base class: an expected failure with a message saying what to do."""
