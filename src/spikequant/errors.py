@@ -67,7 +67,13 @@ class DataError(SpikequantError, ValueError):
 
     Such an error raised inside a DataLoader worker is rebuilt by PyTorch in the main process
     from a single string, the worker's whole traceback; the original one-line message is taken
-    back out of it, so the user still sees one line naming the file."""
+    back out of it, so the user still sees one line naming the file.
+
+    Args:
+        message: what is wrong and with which file or folder. A DataLoader worker's whole
+            traceback is accepted too: the message of its last "pkg.module.ClassName: ..."
+            line naming this class is kept (the whole text when there is none).
+    """
 
     def __init__(self, message: str):
         super().__init__(_without_worker_traceback(message, type(self).__name__))

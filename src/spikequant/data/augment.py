@@ -12,8 +12,16 @@ import torch
 
 @dataclass(frozen=True)
 class FrameAugment:
-    """crop_pad: shift by up to +-crop_pad pixels, zero fill (= pad then random crop);
-    flip: mirror left-right with probability 1/2; roll: circular shift by up to +-roll pixels."""
+    """Random augmentation of one sample's frames [..., H, W], applied when called on them:
+    crop, then flip, then roll, each drawn once for all of the sample's frames.
+
+    Args:
+        crop_pad: shift by up to +-crop_pad pixels, zero fill (= pad then random crop); the
+            vertical and horizontal shifts are drawn separately. 0 (the default): no crop.
+        flip: mirror left-right (the W axis) with probability 1/2. False (the default): never.
+        roll: circular shift by up to +-roll pixels along H and along W, each drawn separately
+            (pixels pushed off one edge come back on the other). 0 (the default): no roll.
+    """
 
     crop_pad: int = 0
     flip: bool = False

@@ -75,7 +75,30 @@ class EventFrameDataset(Dataset):
 
     Every file is checked when the dataset is built (see screening.py); with skip_bad every
     recording is also decoded then, and the bad ones are left out of the index and listed in
-    .skipped and split_info. A recording that fails when drawn raises an error naming it."""
+    .skipped and split_info. A recording that fails when drawn raises an error naming it.
+
+    Args:
+        info: the dataset's descriptor: its `read` decodes the files, its classes become
+            .classes, its name and `split` name the split in messages.
+        split: "train" or "test", the split these recordings are (kept as .split).
+        recordings: the split's recordings (files or time segments of them, with labels), as
+            sources.find_recordings lists them.
+        spec: what decides the frames: time steps, split mode, output (H, W), denoise window.
+        split_info: what the run's metrics record about the split; .split_info is a copy with
+            the skipped files' counts and list added.
+        cache: the on-disk frame cache to read frames from and write them to; None (the
+            default): frames are computed from the recording each time it is drawn.
+        augment: applied to each sample's float32 frames when it is drawn; None (the default):
+            none.
+        skip_bad: decode every recording now and leave out the bad ones; False (the default):
+            a bad file found by the check raises its error (CorruptEventFile,
+            EventsOutsideSensor, UnreadableRecording), one found later raises when drawn.
+        progress: show a progress bar while the files are checked (on splits of 2,000
+            recordings or more, or 200 or more with `skip_bad`).
+
+    Raises:
+        CorruptEventFile: with `skip_bad`, every recording of the split is bad.
+    """
 
     def __init__(
         self,
@@ -169,17 +192,44 @@ def get_dataset(
 ) -> Dataset:
     """A dataset of (frames float32 [T, 2, H, W], label) for `split` ("train" or "test").
 
-    time_steps: frames per sample (None: the dataset's default). split_by: "number" (equal
-    event counts) or "time" (equal durations). augment: True for the dataset's usual random
-    crop / flip / roll (train split only; a mapping or "crop_pad=4,flip,roll=5" picks them).
-    cache: keep frames on disk so later epochs read frames only (ndigits always keeps one
-    frames file a setting and serves a split from memory). skip_bad: decode every recording
-    once now and leave out (and count, in dataset.skipped and split_info) those that cannot be
-    decoded, instead of raising. download: fetch a missing
-    benchmark through tonic. Options: resize=(H, W) | int | None ("default": N-Caltech101's
-    48x48), denoise=filter microseconds, split_seed / test_fraction (CIFAR10-DVS,
-    N-Caltech101: seeded stratified split, default 0 / 0.1), cache_dir=folder, seed (ndigits).
     The result has .split_info (a JSON-able dict for the run's metrics), .targets, .classes.
+
+    Options (the keyword arguments `**options`): resize=(H, W) | int | None ("default": the
+    dataset's own, N-Caltech101's 48x48; None: the sensor size), denoise=filter microseconds
+    (unset or 0: no denoising), split_seed / test_fraction (CIFAR10-DVS, N-Caltech101: seeded
+    stratified split, default 0 / 0.1), cache_dir=folder (where frames are cached, instead of
+    $SPIKEQUANT_FRAME_CACHE or <data_dir>/frames_cache), seed (ndigits: the seed of its
+    simulated events and split, default 0).
+
+    Args:
+        name: the dataset's registered name (case, '-' and '_' are ignored), e.g. "nmnist".
+        split: "train" or "test".
+        data_dir: the data folder that holds each dataset's own folder (e.g. NMNIST/); "~" is
+            expanded. None (the default): default_data_dir(), $SPIKEQUANT_DATA if set.
+        time_steps: frames per sample (None: the dataset's default).
+        download: fetch a missing benchmark through tonic when no recording of `split` is
+            found. False (the default): a missing dataset raises FileNotFoundError saying how
+            to get it. ndigits is generated on first use either way.
+        skip_bad: decode every recording once now and leave out (and count, in
+            dataset.skipped and split_info) those that cannot be decoded, instead of raising.
+        augment: True for the dataset's usual random crop / flip / roll (its descriptor's
+            default_augment); a mapping or "crop_pad=4,flip,roll=5" picks them; False (the
+            default): none. Used on the train split only.
+        cache: keep frames on disk so later epochs read frames only (ndigits always keeps one
+            frames file a setting and serves a split from memory).
+        split_by: "number" (equal event counts, the default) or "time" (equal durations).
+        progress: show progress bars for long steps (checking or decoding the files of a big
+            split, generating ndigits).
+
+    Returns:
+        An EventFrameDataset (the benchmarks) or an NDigitsDataset (ndigits).
+
+    Raises:
+        UnknownComponent: no dataset is registered as `name`.
+        ValueError: a bad `split`, `split_by`, `time_steps`, `augment` or an unknown option.
+        DataError: `data_dir` (or the nearest existing folder above it) is a file.
+        FileNotFoundError: no recording of `split` is found (after downloading, with
+            `download`).
     """
     info = dataset_info(name)
     if split not in ("train", "test"):

@@ -36,9 +36,36 @@ class DatasetInfo:
 
     Subclasses implement `find`; `read` decodes the formats of spikequant.data.formats unless
     overridden, `download` goes through tonic's class `tonic_class` when one is named.
-    official_split: `find` is asked for "train" and "test" (the release's own split); otherwise
-    for "all", and spikequant splits them seeded and stratified per class (test_fraction of
-    each class to test, unless get_dataset is given another)."""
+
+    Args:
+        name: the name it is registered and looked up under (lower-case letters, digits and
+            underscores; lookups ignore case, '-' and '_').
+        title: the dataset's full name in words, for `spikequant datasets` and messages.
+        classes: the class names; a recording's label is an index into them.
+        sensor_size: (W, H, P) as tonic writes it; every event address must lie on it.
+        default_time_steps: the frames a sample when get_dataset is given no time_steps.
+        folder: the dataset's folder under the data directory (tonic's save_to); `find` is
+            given data directory / folder.
+        how_to_get: how to get the files, in words; shown when they are missing.
+        split: the split, in words, for `spikequant datasets`.
+        official_split: `find` is asked for "train" and "test" (the release's own split);
+            otherwise (False, the default) for "all", and spikequant splits them seeded and
+            stratified per class (test_fraction of each class to test, unless get_dataset is
+            given another).
+        test_fraction: the share of each class that goes to test without an official split
+            (default 0.1).
+        expected_files: the recordings a full copy has, per split `find` is asked for, e.g.
+            {"train": 60000, "test": 10000}; fewer found is reported as a partial copy.
+            Empty (the default): none expected.
+        resize: the (H, W) frames are resized to by default; None (the default): the sensor's.
+        variable_size: recordings have their own extent (N-Caltech101): each is shifted to
+            the origin and its own extent resized to the frame size. False (the default): the
+            sensor's extent is resized.
+        default_augment: what augment=True means, as FrameAugment's keyword arguments, e.g.
+            {"crop_pad": 2}; empty (the default): no augmentation.
+        tonic_class: the name of the tonic.datasets class that downloads it; None (the
+            default): `download` raises FileNotFoundError with `how_to_get`.
+    """
 
     name: str
     title: str

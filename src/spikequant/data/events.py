@@ -15,7 +15,14 @@ EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "u1")])
 class BadRecording(DataError):
     """A recording that cannot be used. .path and .reason are set (None when the error was
     rebuilt from its message: unpickled, or raised in a DataLoader worker); the message is
-    "<path>: <reason>. <what to do>"."""
+    "<path>: <reason>. <what to do>".
+
+    Args:
+        path: the recording's file. With `reason` None it is taken as the whole message
+            instead (how a pickled or worker-raised error is rebuilt).
+        reason: what is wrong with the file, in words; the subclass's `describe` may reword
+            it. None: `path` is the message, and .path and .reason are None.
+    """
 
     advice = ""
 
@@ -34,7 +41,15 @@ class BadRecording(DataError):
 
 class CorruptEventFile(BadRecording):
     """A recording that cannot be decoded: truncated, corrupt, of an unexpected layout, or
-    holding no events."""
+    holding no events.
+
+    Args:
+        path: the recording's file. With `reason` None it is taken as the whole message
+            instead (how a pickled or worker-raised error is rebuilt).
+        reason: what is wrong with the file, in words (e.g. "no events"), kept as .reason;
+            the message adds advice to delete and download it again or pass skip_bad=True.
+            None: `path` is the message, and .path and .reason are None.
+    """
 
     advice = (
         "The file is truncated or corrupt: delete it and download it again, or pass "
@@ -47,7 +62,15 @@ class MissingDecoder(DataError, RuntimeError):
 
 
 class EventsOutsideSensor(BadRecording):
-    """A recording with events whose address lies outside the sensor."""
+    """A recording with events whose address lies outside the sensor.
+
+    Args:
+        path: the recording's file. With `reason` None it is taken as the whole message
+            instead (how a pickled or worker-raised error is rebuilt).
+        reason: which addresses are off the sensor (e.g. "x in [0, 40], sensor width 34");
+            .reason becomes "events outside the sensor (<reason>)". None: `path` is the
+            message, and .path and .reason are None.
+    """
 
     advice = (
         "The file does not belong to this dataset or is corrupt; remove it, or pass "

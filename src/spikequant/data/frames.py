@@ -55,7 +55,24 @@ def events_to_frames(
     """Structured events (x, y, t, p) -> [T, 2, height, width] event counts.
 
     Events are assumed on the sensor (see events.check_in_sensor); they are put in time order
-    first if they are not already."""
+    first if they are not already.
+
+    Args:
+        events: structured event array with fields x, y, t (microseconds) and p (0 OFF, 1 ON),
+            as spikequant.data.EVENT_DTYPE; every x below `width`, every y below `height`.
+        height: frame height in pixels.
+        width: frame width in pixels.
+        time_steps: T, the number of frames (>= 1).
+        split_by: how the recording is cut into the T slices: "number" (equal event counts)
+            or "time" (equal time windows), as the module docstring describes.
+        dtype: the returned array's dtype (float32 by default); the counts are exact integers.
+
+    Returns:
+        [time_steps, 2, height, width] counts: frame, polarity (channel 0 OFF, 1 ON), y, x.
+
+    Raises:
+        ValueError: `split_by` is not "number" or "time", or `time_steps` is below 1.
+    """
     t = events["t"]
     if len(t) > 1 and np.any(t[1:] < t[:-1]):
         events = events[np.argsort(t, kind="stable")]
@@ -77,7 +94,17 @@ def resize_events(
     events: np.ndarray, in_hw: tuple[int, int], out_hw: tuple[int, int]
 ) -> np.ndarray:
     """Scale addresses from an in_h x in_w extent to out_h x out_w (nearest lower pixel), so
-    frame counts are kept: every event lands in exactly one output pixel."""
+    frame counts are kept: every event lands in exactly one output pixel.
+
+    Args:
+        events: structured event array with fields x, y, t, p (spikequant.data.EVENT_DTYPE).
+        in_hw: (height, width) in pixels of the extent the addresses are in.
+        out_hw: (height, width) in pixels to scale them to: x becomes x * out_w // in_w and y
+            becomes y * out_h // in_h; t and p are kept.
+
+    Returns:
+        A scaled copy of `events`, or `events` itself when `in_hw` equals `out_hw`.
+    """
     (in_h, in_w), (out_h, out_w) = in_hw, out_hw
     if (in_h, in_w) == (out_h, out_w):
         return events
@@ -89,7 +116,19 @@ def resize_events(
 
 def denoise_events(events: np.ndarray, width: int, height: int, filter_us: int) -> np.ndarray:
     """Drop isolated events: keep an event only if one of its 8 neighbouring pixels had an
-    event at most `filter_us` microseconds before it (tonic's Denoise rule)."""
+    event at most `filter_us` microseconds before it (tonic's Denoise rule).
+
+    Args:
+        events: structured event array with fields x, y, t (microseconds), p
+            (spikequant.data.EVENT_DTYPE), in any order, addresses on the sensor.
+        width: sensor width in pixels; neighbours with x outside [0, width) do not count.
+        height: sensor height in pixels; neighbours with y outside [0, height) do not count.
+        filter_us: the window in microseconds; a neighbour's event at the same time or up to
+            `filter_us` earlier keeps the event.
+
+    Returns:
+        The kept events, in their input order (`events` itself when it is empty).
+    """
     n = len(events)
     if n == 0:
         return events

@@ -23,6 +23,24 @@ LAYOUT_NAMES = {
 
 @dataclass
 class DatasetStatus:
+    """Whether one dataset is on this machine, and where: one entry of `spikequant datasets`.
+
+    Args:
+        info: the dataset's descriptor.
+        found: whether any of its recordings are there (ndigits: always, being generated on
+            first use).
+        where: the folder looked in, the dataset's folder under the data directory.
+        counts: the recordings found, per split its descriptor's `find` is asked for
+            ({"train": n, "test": n} or {"all": n}); empty (the default) when none are.
+        layout: the file layout found, in words (e.g. "ATIS .bin"); None (the default) when
+            nothing was found.
+        note: a line for the listing: how to get the dataset when it is missing, why its
+            folder could not be searched, or (ndigits) whether it is generated yet.
+        checked: whether every file's structure was checked (False, the default: only
+            counted).
+        bad_files: (file, reason) of each file that failed the check; empty by default.
+    """
+
     info: DatasetInfo
     found: bool
     where: str
@@ -46,9 +64,22 @@ class DatasetStatus:
 def dataset_status(
     name: str, data_dir: str | os.PathLike | None = None, check: bool = True
 ) -> DatasetStatus:
-    """Look for `name` under data_dir (default: default_data_dir()). check: also test every
-    file found the way training does before it starts (sizes and headers, and that an ATIS
-    file holds an event), listing the bad ones; without it the files are only counted."""
+    """Look for `name` under data_dir (default: default_data_dir()).
+
+    Args:
+        name: the dataset's registered name (case, '-' and '_' are ignored).
+        data_dir: the data folder that holds each dataset's own folder; "~" is expanded.
+            None (the default): default_data_dir().
+        check: also test every file found the way training does before it starts (sizes and
+            headers, and that an ATIS file holds an event), listing the bad ones in
+            .bad_files; without it the files are only counted.
+
+    Returns:
+        What was found, as `spikequant datasets` prints it.
+
+    Raises:
+        UnknownComponent: no dataset is registered as `name`.
+    """
     info = dataset_info(name)
     return info.status(resolve_data_dir(data_dir), check)
 

@@ -36,7 +36,20 @@ def _as_numpy(codes: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def pack_bits(codes: np.ndarray | torch.Tensor, bits: int) -> np.ndarray:
-    """Pack non-negative integer codes (each < 2**bits) into a flat uint8 array."""
+    """Pack non-negative integer codes (each < 2**bits) into a flat uint8 array.
+
+    Args:
+        codes: the integer codes, a numpy array or torch tensor of any shape (read flattened,
+            in C order; a tensor is copied to the CPU first).
+        bits: bits a code, an integer from 1 to 8.
+
+    Returns:
+        packed_size(codes.size, bits) bytes, laid out as the module docstring describes.
+
+    Raises:
+        ValueError: `bits` is not an integer from 1 to 8, or a code lies outside
+            [0, 2**bits - 1].
+    """
     _check_bits(bits)
     flat = _as_numpy(codes)
     if flat.size and (flat.min() < 0 or flat.max() >= 1 << bits):
@@ -56,7 +69,21 @@ def pack_bits(codes: np.ndarray | torch.Tensor, bits: int) -> np.ndarray:
 
 
 def unpack_bits(packed: np.ndarray | torch.Tensor, bits: int, count: int) -> np.ndarray:
-    """Inverse of `pack_bits`: the first `count` codes as a uint8 array."""
+    """Inverse of `pack_bits`: the first `count` codes as a uint8 array.
+
+    Args:
+        packed: the packed bytes, a uint8 numpy array or torch tensor (read flattened); bytes
+            past the first packed_size(count, bits) are ignored.
+        bits: bits a code, an integer from 1 to 8, as they were packed with.
+        count: how many codes to read.
+
+    Returns:
+        A flat uint8 array of `count` codes.
+
+    Raises:
+        ValueError: `bits` is not an integer from 1 to 8, `packed` is not uint8, or it holds
+            fewer than packed_size(count, bits) bytes.
+    """
     _check_bits(bits)
     data = _as_numpy(packed)
     if data.dtype != np.uint8:

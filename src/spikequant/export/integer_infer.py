@@ -59,7 +59,18 @@ class IntegerNetwork(nn.Module):
     """A packed file's network in integer arithmetic. `forward` takes [T, B, C, H, W]
     integer-valued input (event counts; a float tensor holding integers is fine) and returns
     class scores as the float network does (spike counts / (T * votes)); `spike_counts`
-    returns the integer counts themselves."""
+    returns the integer counts themselves.
+
+    Usually built with `from_packed`.
+
+    Args:
+        program: the network's integer program (spikequant.models.integer_program): its
+            stages with their integer multipliers, offsets and shifts, the input shape, the
+            classes and votes.
+        codes: {stage name: that stage's weight codes as the file stores them, uint8 and
+            bit-packed}; kept as buffers, unpacked a slice of output channels at a time.
+        bits: {stage name: bits a code of that stage}.
+    """
 
     def __init__(self, program: IntegerProgram, codes: dict[str, torch.Tensor],
                  bits: dict[str, int]) -> None:

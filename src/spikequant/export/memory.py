@@ -57,6 +57,21 @@ class FloatRow:
 
 @dataclass
 class MemoryReport:
+    """What each part of a packed model file costs, against a float32 copy of the network.
+
+    Args:
+        layers: one row per quantized layer: its name, weight shape, weight count, bits a
+            code, number of levels, bytes of packed codes, bytes of its float32 scale and
+            level set, and bytes of the same weights in float32.
+        floats: one row per module with tensors stored as floats: its tensor names, numbers,
+            stored dtype, bytes in the file and bytes in float32.
+        file_bytes: the size of the whole file in bytes.
+        header_bytes: the size of the safetensors header in bytes, with its 8-byte length.
+        state_bits: K, the bits of every membrane potential of a network with fixed-point
+            neuron state; None (the default): float neuron state.
+        integer_bytes: bytes of the integer neuron parameters of such a network (0 without).
+    """
+
     layers: list[LayerRow] = field(default_factory=list)
     floats: list[FloatRow] = field(default_factory=list)
     file_bytes: int = 0
@@ -140,14 +155,35 @@ def report_from_header(header: dict[str, Any], file_bytes: int, header_bytes: in
 def memory_report(
     model: nn.Module, metadata: dict | None = None, float_dtype: str = "float32"
 ) -> MemoryReport:
-    """The report of the file `save_packed(model, ..., metadata, float_dtype)` would write."""
+    """The report of the file `save_packed(model, ..., metadata, float_dtype)` would write.
+
+    The file is serialized in memory, not written.
+
+    Args:
+        model: the network, quantized or not.
+        metadata: the header metadata the file would hold, as for save_packed (it counts in
+            the header's size); None (the default): {}.
+        float_dtype: "float32" (the default) or "float16", the dtype the float parts would
+            be stored in.
+
+    Raises:
+        ValueError: `float_dtype` is neither "float32" nor "float16".
+    """
     data = serialize_packed(model, metadata, float_dtype)
     header, size = parse_header(data)
     return report_from_header(header, len(data), size)
 
 
 def memory_report_from_file(path: str | os.PathLike) -> MemoryReport:
-    """The report of an existing packed file (verified as load_packed does)."""
+    """The report of an existing packed file (verified as load_packed does).
+
+    Args:
+        path: the packed model file.
+
+    Raises:
+        MissingFileError: there is no file at `path`.
+        ModelFileError: the file is not a usable spikequant packed model (see read_packed).
+    """
     read_packed(path)
     data = Path(path).read_bytes()
     header, size = parse_header(data, path)
@@ -159,7 +195,12 @@ def _kib(n: int) -> str:
 
 
 def format_report(rep: MemoryReport, title: str = "memory report") -> str:
-    """A plain-text table: per quantized layer, float parts, totals."""
+    """A plain-text table: per quantized layer, float parts, totals.
+
+    Args:
+        rep: the report to show (from `memory_report` or `memory_report_from_file`).
+        title: the table's first line.
+    """
     lines = [title, "", f"{'layer':<24}{'shape':<22}{'weights':>12}{'bits':>5}{'L':>4}"
              f"{'codes B':>12}{'scale B':>9}{'fp32 B':>13}{'saving':>8}"]
     for r in rep.layers:

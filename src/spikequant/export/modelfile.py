@@ -95,14 +95,37 @@ def _store_float(key: str, t: torch.Tensor, dtype: torch.dtype, tensors: dict) -
 def run_metadata(run: dict | None, epoch: int | None = None) -> dict:
     """The metadata `spikequant export` stores: the training run's settings (dataset, time
     steps, data folder... which `infer` reuses) and the epoch. Pass it to packed_model_bytes to
-    get the exact size of the exported file."""
+    get the exact size of the exported file.
+
+    Args:
+        run: the training run's settings as a dict (a checkpoint's "run" entry, a run
+            config's to_dict()); copied. None: {}.
+        epoch: the epoch the weights are from; None (the default) when it is not known.
+
+    Returns:
+        {"run": the settings, "epoch": epoch}.
+    """
     return {"run": dict(run or {}), "epoch": epoch}
 
 
 def serialize_packed(
     model: nn.Module, metadata: dict | None = None, float_dtype: str = "float32"
 ) -> bytes:
-    """The bytes `save_packed` writes for `model`."""
+    """The bytes `save_packed` writes for `model`.
+
+    Args:
+        model: the network, quantized or not (its quantized weights are stored as packed
+            codes, everything else inference reads as floats); read on any device, not moved.
+        metadata: what to store in the header alongside the network (e.g. `run_metadata`),
+            a JSON-able dict (other values are stored as their text); load_packed returns it.
+            None (the default): {}.
+        float_dtype: "float32" (the default) or "float16": the dtype the float parts (batch
+            norm, biases, PLIF parameters, unquantized layers) are stored in; float16 halves
+            them (lossy). Integer buffers keep their dtype; scales and level sets stay float32.
+
+    Raises:
+        ValueError: `float_dtype` is neither "float32" nor "float16".
+    """
     if float_dtype not in FLOAT_DTYPES:
         choices = ", ".join(FLOAT_DTYPES)
         raise ValueError(f"float_dtype must be one of {choices}, got {float_dtype!r}")
@@ -159,7 +182,19 @@ def _with_sorted_metadata(data: bytes) -> bytes:
 def packed_model_bytes(
     model: nn.Module, metadata: dict | None = None, float_dtype: str = "float32"
 ) -> int:
-    """Exact size in bytes of the file `save_packed(model, path, metadata)` writes."""
+    """Exact size in bytes of the file `save_packed(model, path, metadata)` writes.
+
+    The file is serialized in memory (not written) to measure it.
+
+    Args:
+        model: the network, as for `save_packed`.
+        metadata: what to store in the header alongside the network (e.g. `run_metadata`),
+            a JSON-able dict (other values are stored as their text); load_packed returns it.
+            None (the default): {}.
+        float_dtype: "float32" (the default) or "float16": the dtype the float parts (batch
+            norm, biases, PLIF parameters, unquantized layers) are stored in; float16 halves
+            them (lossy). Integer buffers keep their dtype; scales and level sets stay float32.
+    """
     return len(serialize_packed(model, metadata, float_dtype))
 
 
@@ -169,7 +204,23 @@ def save_packed(
     metadata: dict | None = None,
     float_dtype: str = "float32",
 ) -> int:
-    """Write `model` as a packed model file (atomically); returns the bytes written."""
+    """Write `model` as a packed model file (atomically); returns the bytes written.
+
+    Args:
+        model: the network, quantized or not (its quantized weights are stored as packed
+            codes, everything else inference reads as floats).
+        path: the file to write (its folder is created when missing); one already there is
+            replaced.
+        metadata: what to store in the header alongside the network (e.g. `run_metadata`),
+            a JSON-able dict (other values are stored as their text); load_packed returns it.
+            None (the default): {}.
+        float_dtype: "float32" (the default) or "float16": the dtype the float parts (batch
+            norm, biases, PLIF parameters, unquantized layers) are stored in; float16 halves
+            them (lossy). Integer buffers keep their dtype; scales and level sets stay float32.
+
+    Raises:
+        ValueError: `float_dtype` is neither "float32" nor "float16".
+    """
     data = serialize_packed(model, metadata, float_dtype)
     atomic_write_bytes(path, data)
     return len(data)
@@ -224,7 +275,22 @@ def _check_version(path: Path, meta: dict[str, str]) -> None:
 
 
 def read_packed(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Verified (info, tensors) of a packed file: format, version, size and content hash."""
+    """Verified (info, tensors) of a packed file: format, version, size and content hash.
+
+    Args:
+        path: the packed model file.
+
+    Returns:
+        (info, tensors): info is the header's `spikequant` JSON entry as a dict
+        (model_config, float_dtype, layers, floats, metadata, writer, and integer for a
+        network with fixed-point state); tensors are the file's tensors by name ("q:...",
+        "f:...", "i:...", as the module docstring lists them).
+
+    Raises:
+        MissingFileError: there is no file at `path`.
+        ModelFileError: the file is not a spikequant packed model, is of a newer format
+            version, is damaged, or its content hash does not match.
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"no packed model file at {path} (spikequant export writes one)")
@@ -265,7 +331,20 @@ def packed_state_dict(
     path: str | os.PathLike,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(info, float state_dict) of a packed file: weights dequantized, float parts in the
-    dtype the network had."""
+    dtype the network had.
+
+    Args:
+        path: the packed model file, verified as `read_packed` does.
+
+    Returns:
+        (info, state): info as `read_packed` gives it; state maps the float network's
+        state_dict keys to tensors (each quantized weight as scale * levels[codes]).
+
+    Raises:
+        MissingFileError: there is no file at `path`.
+        ModelFileError: the file is not usable (see `read_packed`), or its layer entries do
+            not match its tensors.
+    """
     path = Path(path)
     info, tensors = read_packed(path)
     state: dict[str, torch.Tensor] = {}
@@ -290,6 +369,21 @@ def load_packed(
     The network is rebuilt from the file's model_config with float layers (quantizer "none"),
     holding the dequantized weights; pass `model` (an unquantized network of the same
     architecture) for networks that spikequant.models cannot build.
+
+    Args:
+        path: the packed model file, verified as `read_packed` does.
+        model: the network to load the weights into, in place of one rebuilt from the
+            file's model_config; None (the default): rebuilt.
+        device: where the network is moved before it is returned ("cpu" by default).
+
+    Returns:
+        (network, metadata): the network in eval mode on `device`, and the metadata dict
+        given to save_packed ({} when none was).
+
+    Raises:
+        MissingFileError: there is no file at `path`.
+        ModelFileError: the file is not usable, or its tensors do not fit the network.
+        ValueError: the file has no model_config and no `model` is given.
     """
     path = Path(path)
     info, state = packed_state_dict(path)

@@ -297,10 +297,22 @@ def to_nir(
 ) -> Any:
     """The network as a nir.NIRGraph (see the module docstring for the mapping).
 
-    input_shape: (C, H, W) of one frame (default: the registered network's, or the model's
-    `input_shape`); time_steps: stored in the graph metadata; dt: the duration of one time step
-    in seconds, NIR's time unit (time constants are tau_steps * dt). The default 1e-4 is the
-    step snnTorch's importer assumes; pass the same dt to Norse's `from_nir(graph, dt=...)`.
+    Args:
+        model: the network, quantized or not; traced with one dummy forward pass. One with
+            fixed-point neuron state (`state_bits` set) exports its integers (nir_integer).
+        input_shape: (C, H, W) of one frame (default: the registered network's, or the
+            model's `input_shape`); not used for a network with fixed-point state.
+        time_steps: stored in the graph metadata (-1 there when None, the default); it does
+            not change the graph.
+        dt: the duration of one time step in seconds, NIR's time unit (time constants are
+            tau_steps * dt). The default 1e-4 is the step snnTorch's importer assumes; pass
+            the same dt to Norse's `from_nir(graph, dt=...)`.
+
+    Raises:
+        ValueError: `dt` is not a positive finite number, or no `input_shape` is given for a
+            network without a registered model_config or input_shape.
+        UnsupportedExport: the network holds a layer or an arrangement of layers that NIR
+            has no form for.
     """
     dt = _check_dt(dt)
     if getattr(model, "state_bits", None) is not None:
@@ -326,9 +338,15 @@ def to_nir(
 def write_nir(model: nn.Module, path: str, sidecar: bool = True, **options: Any) -> Any:
     """Write to_nir(model, **options) to `path` (HDF5, nir.write) atomically; returns the graph.
 
-    sidecar: also write `<path stem>.quant.json` (nir_sidecar) when the network has quantized
-    layers: their bit widths, level sets, scales and codes, from which `packed_from_nir`
-    rebuilds the packed model file exactly. Both are computed before either is written."""
+    Args:
+        model: the network, as for `to_nir`.
+        path: the NIR file to write; one already there is replaced.
+        sidecar: also write `<path stem>.quant.json` (nir_sidecar) when the network has
+            quantized layers: their bit widths, level sets, scales and codes, from which
+            `packed_from_nir` rebuilds the packed model file exactly. Both are computed
+            before either is written.
+        **options: `to_nir`'s input_shape, time_steps and dt.
+    """
     import nir
 
     from .nir_sidecar import sidecar_for, sidecar_path

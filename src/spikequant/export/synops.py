@@ -40,7 +40,18 @@ from .hooks import forward_hooks
 
 @dataclass(frozen=True)
 class EnergyCosts:
-    """Picojoules per operation (defaults: 45 nm, Horowitz 2014)."""
+    """Picojoules per operation (defaults: 45 nm, Horowitz 2014).
+
+    Args:
+        mac_fp32: pJ of a float32 multiply-accumulate: a SynOp on real-valued input with
+            float weights, or with quantized levels outside {-1, 0, 1}; also what the dense
+            ANN estimate pays per MAC. Default 4.6.
+        ac_fp32: pJ of a float32 add: a SynOp on spike input with float weights, or on
+            real-valued input with levels within {-1, 0, 1}. Default 0.9.
+        ac_int: pJ of an integer (int32) add: a SynOp on spike input with quantized weights.
+            Default 0.1.
+        source: where the numbers come from, in words; format_synops prints it.
+    """
 
     mac_fp32: float = 4.6
     ac_fp32: float = 0.9
@@ -145,6 +156,18 @@ class SynOpsCounter:
 
 @dataclass
 class SynOpsReport:
+    """SynOps counted per layer over a run, and their energy (what `measure_synops` returns).
+
+    Args:
+        layers: one entry per Conv2d / Linear layer, in module order, its counts (input
+            values, non-zero inputs, SynOps, dense MACs) summed over every sample.
+        samples: how many samples were run; the per-sample figures are the counts divided
+            by it.
+        time_steps: T of the frames the samples had, as recorded in the totals (the counts
+            cover all time steps whatever it is); None when not given.
+        costs: the energy of each operation; EnergyCosts() (45 nm, Horowitz 2014) by default.
+    """
+
     layers: list[LayerOps]
     samples: int
     time_steps: int | None
@@ -193,7 +216,22 @@ def measure_synops(
     levels: dict[str, torch.Tensor] | None = None,
 ) -> SynOpsReport:
     """Run `model` (eval mode) on `batches` of [T, B, C, H, W] frames and count SynOps.
-    `levels` as for SynOpsCounter."""
+    `levels` as for SynOpsCounter.
+
+    The model is put back in training mode afterwards if it was in it. `batches` must be on
+    the model's device.
+
+    Args:
+        model: the network to run.
+        batches: the inputs, each a [T, B, C, H, W] tensor; B of each adds to the sample count.
+        costs: the energy of each operation; None (the default): EnergyCosts().
+        time_steps: T, recorded in the report only; None (the default): not recorded.
+        levels: {layer name: level set} for layers whose quantization the model does not
+            carry (a network loaded from a packed file, see levels_from_packed).
+
+    Returns:
+        The counts per layer, with `costs` to price them.
+    """
     was_training = model.training
     model.eval()
     try:
@@ -208,7 +246,12 @@ def measure_synops(
 
 
 def format_synops(rep: SynOpsReport, title: str = "synaptic operations and energy") -> str:
-    """A plain-text table per layer, then totals (per sample, all time steps)."""
+    """A plain-text table per layer, then totals (per sample, all time steps).
+
+    Args:
+        rep: the report to show (from `measure_synops`).
+        title: the first line, to which the sample count is added.
+    """
     c = rep.costs
     lines = [f"{title} ({rep.samples} samples, per sample, all time steps)", "",
              f"{'layer':<24}{'input':>6}{'in rate':>9}{'SynOps':>15}{'bits':>5}"

@@ -47,6 +47,13 @@ def inference_tensors(model: nn.Module) -> Iterator[tuple[str, QuantizedWeight |
     """(key, value) in state_dict order: a QuantizedWeight for each quantized weight, the tensor
     itself for every other parameter and buffer eval mode reads. Quantizer internals (float
     shadow weights, temperatures, step positions) are left out: the codes and scale replace them.
+
+    Args:
+        model: the network, quantized (spikequant.quant) or not; its state_dict is read as it
+            is, without moving or copying it.
+
+    Yields:
+        (state_dict key, value) pairs; BatchNorm's num_batches_tracked is left out too.
     """
     quantized = quantized_weights(model)
     for key, value in model.state_dict().items():
@@ -64,7 +71,12 @@ def inference_tensors(model: nn.Module) -> Iterator[tuple[str, QuantizedWeight |
 
 
 def fp32_model_bytes(model: nn.Module) -> int:
-    """Bytes a float32 copy of the network takes: 4 x every number inference needs."""
+    """Bytes a float32 copy of the network takes: 4 x every number inference needs.
+
+    Args:
+        model: the network, quantized or not; the numbers counted are those of
+            `inference_tensors` (a quantized weight counts one number a code).
+    """
     total = 0
     for _, value in inference_tensors(model):
         total += 4 * (value.codes.numel() if isinstance(value, QuantizedWeight) else value.numel())
@@ -72,12 +84,22 @@ def fp32_model_bytes(model: nn.Module) -> int:
 
 
 def count_quantized_weights(model: nn.Module) -> int:
-    """Number of weights stored as low-bit codes."""
+    """Number of weights stored as low-bit codes.
+
+    Args:
+        model: the network; the weights of its quantized layers (spikequant.quant) are
+            counted, 0 for a network that is not quantized.
+    """
     return sum(float_weight(layer).numel() for _, layer, _ in quantized_layers(model))
 
 
 def count_weights(model: nn.Module) -> int:
-    """Number of synaptic weights: every Conv / Linear weight, quantized or not."""
+    """Number of synaptic weights: every Conv / Linear weight, quantized or not.
+
+    Args:
+        model: the network; the weights of every nn.Conv1d, nn.Conv2d, nn.Conv3d and
+            nn.Linear among its modules are counted (biases are not).
+    """
     return sum(
         float_weight(m).numel()
         for m in model.modules()

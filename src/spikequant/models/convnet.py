@@ -66,6 +66,35 @@ class SpikingConvNet(SpikingSequential):
     Every neuron starts from rest at each forward call. Stateless layers run on the time-folded
     [T*B, ...] tensor (see spikequant.snn.SpikingSequential), so each weight, and its quantizer,
     is evaluated once per forward.
+
+    Args:
+        in_channels: C, the channels of each input frame (2 for event polarities).
+        input_size: (H, W), the input frame's height and width; each must be at least
+            2 ** num_blocks, so that something is left after the poolings.
+        num_classes: the number of classes, the width of the output [B, num_classes].
+        num_blocks: the number of conv blocks (conv 3x3 - BN - neuron - max pool 2); each
+            halves the height and width (rounding down).
+        channels: the output channels of every conv block (one int), or one int per block
+            (a sequence of `num_blocks` ints). Default 128.
+        hidden: the width of a hidden FC layer (fc1 and neuron_fc1) before the classifier;
+            None or 0 (default None): no hidden layer.
+        votes: the output neurons per class: the classifier has num_classes * votes outputs
+            and a class's score is the mean firing rate of its `votes` neurons. Default 10.
+        neuron: the registered name of every neuron layer's neuron ("plif" default, "lif",
+            or a plugin's; see spikequant.snn.make_neuron).
+        tau: the neurons' time constant in time steps: fixed for "lif", initial for
+            "plif"; both need tau > 1. Default 2.0.
+        surrogate: the registered name of the neurons' surrogate gradient (default "atan";
+            see spikequant.snn.SURROGATES).
+        dropout: the drop probability of the TimeSharedDropout before each FC layer, in
+            [0, 1) (0: the layers pass their input unchanged). Default 0.5.
+        neuron_options: further constructor options of every neuron (its
+            `declared_options()`); they override the defaults given here (threshold 1.0,
+            v_reset 0.0, detach_reset True, and `surrogate`). None (default): none.
+
+    Raises:
+        ValueError: `input_size` is too small for `num_blocks`, or `channels` lists another
+            number of widths than `num_blocks`.
     """
 
     def __init__(

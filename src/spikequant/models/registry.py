@@ -135,7 +135,25 @@ def _build_convnet(dataset: DatasetInfo, *, num_blocks: int, **arch: Any) -> Spi
 def convnet_recipe(name: str, description: str, num_blocks: int, dataset: str | None = None,
                    **defaults: Any) -> ModelRecipe:
     """A network of the PLIF CNN family (`SpikingConvNet`) with `num_blocks` conv blocks and
-    its own defaults over COMMON_DEFAULTS."""
+    its own defaults over COMMON_DEFAULTS.
+
+    Args:
+        name: the network's name, as `register_model` will register it (`build(name)`,
+            `--model name`).
+        description: one line for `spikequant models`.
+        num_blocks: the number of conv blocks (see SpikingConvNet).
+        dataset: the registered dataset the network classifies, which gives its input
+            channels, frame size and classes; None (default): the dataset called `name`.
+        **defaults: the recipe's own defaults of the family's options (the keys of
+            COMMON_DEFAULTS: channels, hidden, neuron, tau, surrogate, dropout, votes,
+            input_size, neuron_options).
+
+    Returns:
+        The ModelRecipe; it is not registered (pass it to `register_model`).
+
+    Raises:
+        ValueError: a key of `defaults` that is not one of the family's options.
+    """
     unknown = set(defaults) - set(COMMON_DEFAULTS)
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for a SpikingConvNet; "
@@ -178,7 +196,12 @@ def list_models() -> list[str]:
 
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (each shared tensor once). For a quantized model this includes the
-    quantizers' own parameters (e.g. alpha and beta of the sigmoid quantizer)."""
+    quantizers' own parameters (e.g. alpha and beta of the sigmoid quantizer).
+
+    Args:
+        model: any torch.nn.Module (on any device, the meta device included); its buffers
+            are not counted.
+    """
     return sum(p.numel() for p in model.parameters())
 
 
@@ -369,7 +392,18 @@ def architecture_keys(name: str) -> tuple[str, ...]:
 
 def build_float_on_meta(name: str, **overrides: Any) -> nn.Module:
     """The float network (architecture overrides only) with parameters on the meta device: no
-    memory and no initialisation cost, for counting parameters and printing structure."""
+    memory and no initialisation cost, for counting parameters and printing structure.
+
+    Args:
+        name: a registered network or a registered dataset without one of its own, any
+            spelling of it, as in `build`.
+        **overrides: the network's own options (see `build`); the quantization keys
+            (exclude, layer_bits, quant_options) are refused.
+
+    Raises:
+        ConfigError: an unknown name (UnknownComponent) or option, or a layer size that is
+            not a whole number >= 1.
+    """
     recipe = model_recipe(name)
     arch = recipe.architecture(overrides)
     with torch.device("meta"):

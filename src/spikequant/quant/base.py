@@ -178,6 +178,16 @@ class WeightQuantizer(nn.Module, metaclass=ABCMeta):
         return cls(first, **options)
 
     def __init__(self, levels: torch.Tensor, per_channel: bool = False) -> None:
+        """Hold the level set and the scale granularity shared by every quantizer.
+
+        Args:
+            levels: the values a weight may take before its scale: a 1-D tensor of at least
+                two values in increasing order (`from_spec` builds and checks it from the
+                user's `bits` / `levels`). A float32 copy is kept as the buffer `levels`.
+            per_channel: one scale per output channel (dim 0 of the weight) instead of one
+                for the whole tensor, in quantizers that compute or learn scales; kept as
+                `self.per_channel`. False (default): one scale per tensor.
+        """
         super().__init__()
         # one scale per output channel instead of one per tensor, where the quantizer has scales
         self.per_channel = per_channel

@@ -33,7 +33,29 @@ def make_quantizer(
     """A fresh quantizer by registered name. `options` go to its constructor (e.g.
     per_channel=True, temperature=..., boundaries='midpoints' for sigmoid); an option the
     quantizer does not take is an error that lists the ones it does. "none" (float weights)
-    ignores bits/levels. Bad arguments are a spikequant.errors.ConfigError."""
+    ignores bits/levels. Bad arguments are a spikequant.errors.ConfigError.
+
+    Args:
+        quantizer: a registered quantizer's name (`quantizer_names()`: "none", "sigmoid",
+            "ste", "xnor", "lsq", "dorefa", "ptq" and any plugin's); case, '-' and '_' are
+            ignored. Default "sigmoid".
+        bits: the bit width, used when `levels` is None: the quantizer's symmetric levels of
+            that width (`symmetric_levels`), or its own levels for one that makes them
+            (dorefa). It must be one of the quantizer's `bit_widths` (1..8 for most; xnor
+            takes only 1). Default 1 (binary).
+        levels: an explicit level set instead of `bits`: 2 to 256 finite numbers in
+            strictly increasing order, e.g. [-1, 0, 1]; refused by a quantizer that makes
+            its own levels (dorefa). Default None.
+        **options: the quantizer's constructor options (its `constructor_options()`).
+
+    Returns:
+        A new WeightQuantizer, not yet initialised from any weight (`attach_quantizer`
+        does that).
+
+    Raises:
+        ConfigError: an unknown name, a bit width or level set the quantizer does not
+            take, or an option it does not take or of the wrong type.
+    """
     try:
         return quantizer_class(quantizer).from_spec(bits, levels, **options)
     except ConfigError:
@@ -61,7 +83,21 @@ def state_dict_follows() -> Iterator[None]:
 
 def attach_quantizer(layer: nn.Module, quantizer: WeightQuantizer) -> nn.Module:
     """Quantize `layer.weight` in place with `quantizer`, initialised from the current weights
-    (unless inside `state_dict_follows()`)."""
+    (unless inside `state_dict_follows()`).
+
+    Args:
+        layer: a module with a `weight` parameter (nn.Conv2d, nn.Linear or a subclass) and no
+            weight quantizer yet; its weight becomes a torch parametrization, which gives
+            the layer a class of its own (a subclass of its class).
+        quantizer: the WeightQuantizer to attach (a fresh one, e.g. from `make_quantizer`);
+            it is reset from the layer's current weight and moved to the weight's device.
+
+    Returns:
+        `layer` itself.
+
+    Raises:
+        ValueError: `layer` has a weight quantizer already.
+    """
     if weight_quantizer(layer) is not None:
         raise ValueError(f"{type(layer).__name__} already has a weight quantizer")
     if not getattr(_deferred, "active", False):
@@ -103,7 +139,12 @@ def _rebuild_quantized_layer(
 
 
 def weight_quantizer(layer: nn.Module) -> WeightQuantizer | None:
-    """The quantizer attached to `layer.weight`, or None."""
+    """The quantizer attached to `layer.weight`, or None.
+
+    Args:
+        layer: any module; None is returned when its `weight` is not parametrized or no
+            parametrization of it is a WeightQuantizer.
+    """
     if not parametrize.is_parametrized(layer, "weight"):
         return None
     for p in layer.parametrizations.weight:
@@ -113,7 +154,13 @@ def weight_quantizer(layer: nn.Module) -> WeightQuantizer | None:
 
 
 def float_weight(layer: nn.Module) -> torch.Tensor:
-    """The trained float weight behind a (possibly quantized) layer."""
+    """The trained float weight behind a (possibly quantized) layer.
+
+    Args:
+        layer: a module with a `weight`: for a quantized one, the parameter behind the
+            parametrization (`layer.parametrizations.weight.original`) is returned, else
+            `layer.weight`. The tensor itself, not a copy.
+    """
     if parametrize.is_parametrized(layer, "weight"):
         return layer.parametrizations.weight.original
     return layer.weight
@@ -121,7 +168,15 @@ def float_weight(layer: nn.Module) -> torch.Tensor:
 
 def quantized_weight(layer: nn.Module) -> QuantizedWeight:
     """The integer codes, levels and scale of a quantized layer's weight (what export stores);
-    `.dequantize()` equals `layer.weight` in eval mode."""
+    `.dequantize()` equals `layer.weight` in eval mode.
+
+    Args:
+        layer: a layer with a weight quantizer other than "none"; the codes are computed
+            from its float weight without gradient.
+
+    Raises:
+        ValueError: `layer` has no quantizer, or the float quantizer "none".
+    """
     q = weight_quantizer(layer)
     if q is None or q.is_float:
         raise ValueError(
@@ -239,6 +294,26 @@ def quantize_model(
     Refused before the model is touched: bad arguments (spikequant.errors.ConfigError), and
     (ModelError) a model with no Conv2d / Linear layer, weights that are not float32 or not
     finite, and layers quantized already (by an earlier call: leave them out with `exclude`).
+
+    Args:
+        model: any torch.nn.Module (the model may itself be a Conv2d / Linear layer).
+        quantizer: a registered quantizer's name, as in `make_quantizer`. Default "sigmoid".
+        bits: the bit width of every quantized layer (1 binary, 2 ternary, ... up to 8),
+            used when `levels` is None; it must be one the quantizer takes. None needs
+            `levels`. Default 1.
+        levels: an explicit level set for every layer instead of `bits` (2 to 256 numbers
+            in increasing order). Default None.
+        exclude: the layers to keep in float: names, glob patterns or a predicate, as
+            described above; a pattern that matches no layer is an error. Default: none.
+        layer_bits: {layer name or glob: bit width} for layers with their own width, as
+            described above. Default None.
+        state_bits: the neuron state's fixed-point width, an integer from 4 to 24, or None
+            (default) for float state.
+        **options: the quantizer's constructor options (e.g. per_channel=True), given to
+            every layer's quantizer.
+
+    Returns:
+        `model`, changed in place.
     """
     # validate before touching the model
     if not isinstance(model, nn.Module):

@@ -26,7 +26,17 @@ def check_bits(bits: object, low: int = 1, high: int = MAX_BITS) -> int:
 
 def symmetric_levels(bits: int) -> torch.Tensor:
     """Levels for a bit width: binary {-1, 1} for 1 bit, else the 2^k - 1 integers in
-    [-(2^(k-1) - 1), 2^(k-1) - 1] (2 bits is ternary {-1, 0, 1})."""
+    [-(2^(k-1) - 1), 2^(k-1) - 1] (2 bits is ternary {-1, 0, 1}).
+
+    Args:
+        bits: the bit width k, an integer from 1 to 8 (MAX_BITS).
+
+    Returns:
+        The levels as a float32 tensor [L], in increasing order.
+
+    Raises:
+        ConfigError: (a ValueError) `bits` is not an integer from 1 to 8.
+    """
     bits = check_bits(bits)
     if bits == 1:
         return torch.tensor([-1.0, 1.0])
@@ -35,7 +45,18 @@ def symmetric_levels(bits: int) -> torch.Tensor:
 
 
 def power_of_two_levels(max_exponent: int = 2) -> torch.Tensor:
-    """{-2^e, ..., -1, 0, 1, ..., 2^e}, e.g. max_exponent=2 gives {-4,-2,-1,0,1,2,4}."""
+    """{-2^e, ..., -1, 0, 1, ..., 2^e}, e.g. max_exponent=2 gives {-4,-2,-1,0,1,2,4}.
+
+    Args:
+        max_exponent: e, the largest power of two in the set, an integer from 0 to 6
+            (default 2); the set has 2 * e + 3 levels.
+
+    Returns:
+        The levels as a float32 tensor [2 * e + 3], in increasing order.
+
+    Raises:
+        ValueError: `max_exponent` is not an integer from 0 to 6.
+    """
     if (
         isinstance(max_exponent, bool)
         or not isinstance(max_exponent, numbers.Integral)

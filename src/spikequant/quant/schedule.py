@@ -57,6 +57,27 @@ class TemperatureSchedule:
     Every kind is capped at `t_max` (None: no cap; by default 1000, 2000 for reference).
     With `per_step=True` the epoch is fractional (epoch + step / steps_per_epoch), so T rises
     smoothly within an epoch.
+
+    Args:
+        kind: the schedule's shape, one of "geometric", "linear" (default), "reference",
+            "exponential", "cosine", "constant" (see above).
+        t0: T at epoch 0, a positive number; no kind goes below it. None (default): the
+            kind's own, 10 for "reference" and 1 for the others.
+        t_max: the cap on T, a positive number at least `t0`; None: no cap. Left out: the
+            kind's own cap, 2000 for "reference" and 1000 for the others. "geometric" and
+            "cosine" need a number.
+        growth: the factor T grows by each epoch in the "exponential" kind, which needs it
+            above 1; the other kinds ignore it (it must still be positive). Default 1.5.
+        total_epochs: the length of the run in epochs, an integer >= 1; "geometric" and
+            "cosine" need it to place t_max, the other kinds ignore it. Default None.
+        per_step: count the epoch fractionally in `update` (epoch + step / steps_per_epoch)
+            instead of changing T once an epoch. Default False.
+        ramp: for "geometric", the share of `total_epochs` after which T reaches t_max, in
+            (0, 1] (default 0.8); checked but ignored by the other kinds.
+
+    Raises:
+        ValueError: an unknown kind, a value out of the ranges above, or a "geometric" /
+            "cosine" schedule without t_max or total_epochs.
     """
 
     def __init__(
@@ -156,7 +177,14 @@ def quantizers_of(model: nn.Module) -> Iterable[WeightQuantizer]:
 
 
 def set_temperature(model: nn.Module, temperature: float) -> None:
-    """Set T on every quantizer of `model` (only sigmoid quantizers use it)."""
+    """Set T on every quantizer of `model` (only sigmoid quantizers use it).
+
+    Args:
+        model: the network; every spikequant.quant.WeightQuantizer among its modules gets the
+            temperature (the others ignore it).
+        temperature: the sigmoid quantizers' T, a positive finite number (a ValueError
+            otherwise); larger T makes the soft staircase closer to the hard step.
+    """
     temperature = check_temperature(temperature)
     for q in quantizers_of(model):
         q.set_temperature(temperature)

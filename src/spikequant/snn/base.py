@@ -184,11 +184,32 @@ def _has_fixed_point(cls: type[SpikingNeuron]) -> bool:
 
 def make_neuron(kind: str, tau: float = 2.0, **options: Any) -> SpikingNeuron:
     """A registered neuron by name; `tau` is its fixed (LIF) or initial (PLIF) time
-    constant, `options` the base options (threshold, v_reset, detach_reset, surrogate...)."""
+    constant, `options` the base options (threshold, v_reset, detach_reset, surrogate...).
+
+    Args:
+        kind: a registered neuron's name ("lif", "plif", or one a plugin registers; see
+            `NEURONS`); case, '-' and '_' are ignored.
+        tau: the time constant in time steps, given to the neuron's `tau_option` parameter
+            (LIF's `tau`, PLIF's `init_tau`; both need tau > 1); a neuron without one
+            ignores it. Default 2.0.
+        **options: the neuron's other constructor options (`declared_options()`).
+
+    Raises:
+        ValueError: (UnknownComponent) an unknown `kind`; (OptionError) an option the
+            neuron does not take, or a value of the wrong type.
+    """
     return NEURONS.get(kind).make(tau, **options)
 
 
 def unregister_neuron(name: str) -> None:
-    """Remove a neuron registered outside spikequant (the built-in ones stay)."""
+    """Remove a neuron registered outside spikequant (the built-in ones stay).
+
+    Args:
+        name: the neuron's registered name (case, '-' and '_' ignored); a name that is not
+            registered is ignored.
+
+    Raises:
+        ValueError: `name` is a built-in neuron ("lif", "plif").
+    """
     NEURONS.unregister(name)
 

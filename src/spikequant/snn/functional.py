@@ -216,7 +216,31 @@ def lif_multistep(
     as given: the caller puts them on the grid).
 
     Returns (spikes [T, ...], v) with v the membrane potential after the last step, or after
-    every step ([T, ...], after reset) when `store_v_seq`."""
+    every step ([T, ...], after reset) when `store_v_seq`.
+
+    Args:
+        x_seq: the input current, a float tensor [T, B, ...] with time first (at least 2
+            dimensions; a ValueError otherwise).
+        v0: the membrane potential before the first step, one step of the input [B, ...];
+            None (default): at rest.
+        decay: k = 1 / tau, the share of the gap to rest (and of the input, with
+            `decay_input`) taken each step. Default 0.5 (tau = 2).
+        threshold: the firing threshold: a spike where h[t] >= threshold. Default 1.0.
+        v_reset: the potential after a spike (hard reset) and the resting potential; None
+            subtracts the threshold instead (soft reset, rest 0). Default 0.0.
+        decay_input: scale the input by k too (h = v + k * (x - (v - r))); False adds it
+            whole (h = v - k * (v - r) + x). Default True.
+        detach_reset: treat the spike as a constant in the reset's backward. Default False.
+        surrogate: the name of a registered surrogate ("atan" default; see
+            spikequant.snn.surrogate.SURROGATES) whose derivative the backward pass uses;
+            the forward pass is the Heaviside step whatever the surrogate.
+        alpha: the surrogate's sharpness, used as given (not the record's default_alpha).
+            Default 2.0 (atan's default).
+        store_v_seq: return the membrane potential after every step instead of the last
+            one. Default False.
+        state_grid: a spikequant.snn.fixed_point.StateGrid for fixed-point state (the torch
+            path then runs, with a straight-through backward); None (default): float state.
+    """
     check_sequence(x_seq, v0)
     if v0 is None and v_reset:  # a nonzero resting potential enters h[0]
         v0 = torch.full_like(x_seq[0], v_reset)

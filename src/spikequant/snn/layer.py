@@ -20,7 +20,13 @@ class MultiStepModule(nn.Module):
 class TimeSharedDropout(MultiStepModule):
     """Dropout whose mask is drawn once per sample and shared by all time steps (as in
     Fang et al. 2021 and SpikingJelly's multi-step Dropout), so a dropped unit stays silent for
-    the whole sequence instead of flickering between steps."""
+    the whole sequence instead of flickering between steps.
+
+    Args:
+        p: the probability that a unit is dropped, in [0, 1) (a ValueError otherwise); kept
+            units are scaled by 1 / (1 - p) in training. In eval mode, or with p = 0, the
+            input passes unchanged. Default 0.5.
+    """
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
@@ -62,7 +68,12 @@ class SpikingSequential(nn.Sequential):
 
 
 class TimeFolded(MultiStepModule):
-    """Wraps a single-step module so that it runs once on [T*B, ...] and returns [T, B, ...]."""
+    """Wraps a single-step module so that it runs once on [T*B, ...] and returns [T, B, ...].
+
+    Args:
+        module: the single-step module (e.g. an nn.Conv2d), kept as `self.module`; it gets the
+            [T*B, ...] input and its output's first dimension is split back into [T, B].
+    """
 
     def __init__(self, module: nn.Module) -> None:
         super().__init__()

@@ -54,7 +54,22 @@ class SurrogateKernel(IntEnum):
 class SurrogateRecord:
     """One surrogate: `derivative` is d/dx of `smooth_step`, the smooth version of the
     Heaviside step whose gradient stands in for the spike's; `default_alpha` its sharpness;
-    `kernel` its number in the fused kernels (None: the neuron runs the torch ops)."""
+    `kernel` its number in the fused kernels (None: the neuron runs the torch ops).
+
+    Args:
+        name: the registered name (lower-case letters, digits and underscores, starting with
+            a letter or digit); neurons and `Surrogate(kind)` look it up ignoring case, '-'
+            and '_'.
+        smooth_step: `smooth_step(x, alpha)`, the smooth step as a tensor function.
+        derivative: `derivative(x, alpha, inplace=False)`, d/dx of `smooth_step`; with
+            `inplace` it may overwrite `x`.
+        default_alpha: the sharpness used when a Surrogate is given no alpha; must be
+            positive.
+        description: a few words on what the surrogate is (default ""); kept with the
+            record, for people reading the registry.
+        kernel: the surrogate's SurrogateKernel number in the fused kernels, which only the
+            built-in surrogates have; None (default): a neuron using it runs the torch ops.
+    """
 
     name: str
     smooth_step: SmoothStep
@@ -71,7 +86,17 @@ SURROGATES: Registry[SurrogateRecord] = Registry(
 
 
 def register_surrogate(record: SurrogateRecord, *, builtin: bool = False) -> SurrogateRecord:
-    """Add `record` under its name (a ValueError if the name is taken); returns it."""
+    """Add `record` under its name (a ValueError if the name is taken); returns it.
+
+    Args:
+        record: the SurrogateRecord to register, under `record.name`.
+        builtin: mark it as one of spikequant's own surrogates, which may have a `kernel`
+            and can't be unregistered. Keyword only; default False (a user's surrogate).
+
+    Raises:
+        ValueError: the name is badly formed or taken, `default_alpha` is not positive, or
+            a non-built-in record has a `kernel`.
+    """
     if not record.default_alpha > 0:
         raise ValueError(f"surrogate {record.name!r}: default_alpha must be positive, got "
                          f"{record.default_alpha}")
@@ -84,7 +109,15 @@ def register_surrogate(record: SurrogateRecord, *, builtin: bool = False) -> Sur
 
 
 def unregister_surrogate(name: str) -> None:
-    """Remove a surrogate added with `register_surrogate` (a built-in one stays)."""
+    """Remove a surrogate added with `register_surrogate` (a built-in one stays).
+
+    Args:
+        name: the surrogate's registered name (case, '-' and '_' ignored); a name that is
+            not registered is ignored.
+
+    Raises:
+        ValueError: `name` is a built-in surrogate.
+    """
     SURROGATES.unregister(name)
 
 
@@ -205,7 +238,16 @@ class Surrogate:
 
 
 def as_surrogate(spec: str | Surrogate | None) -> Surrogate:
-    """A Surrogate from a name ('atan', ...), a Surrogate, or None (atan, alpha 2)."""
+    """A Surrogate from a name ('atan', ...), a Surrogate, or None (atan, alpha 2).
+
+    Args:
+        spec: a registered surrogate's name (it gets that surrogate's default alpha), a
+            Surrogate (returned as it is), or None (atan with alpha 2).
+
+    Raises:
+        TypeError: `spec` is of another type.
+        ValueError: (UnknownComponent) the name is not registered.
+    """
     if spec is None:
         return Surrogate()
     if isinstance(spec, Surrogate):

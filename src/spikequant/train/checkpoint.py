@@ -140,7 +140,21 @@ def _verify(path: Path, ckpt: dict) -> None:
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read and verify a checkpoint written by `spikequant train`; CheckpointError (its
-    subclass UnsafeFileError for files that could run code) for anything else."""
+    subclass UnsafeFileError for files that could run code) for anything else.
+
+    Args:
+        path: the checkpoint file (a run folder's last.pt or best.pt).
+        map_location: where its tensors are loaded, as torch.load's `map_location` (a
+            device name or torch.device). Default "cpu".
+
+    Returns:
+        The checkpoint dict (the entries the module docstring lists), verified: version,
+        SHA-256 and finite parameters.
+
+    Raises:
+        MissingFileError: there is no file at `path`.
+        CheckpointError: the file is not a readable, intact spikequant checkpoint.
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(
@@ -169,7 +183,24 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def model_from_checkpoint(
     ckpt: dict | str | os.PathLike, device: str = "cpu", source: str | None = None
 ) -> nn.Module:
-    """Rebuild the network of a checkpoint (a loaded dict or a path) in eval mode."""
+    """Rebuild the network of a checkpoint (a loaded dict or a path) in eval mode.
+
+    Args:
+        ckpt: a checkpoint dict from `load_checkpoint`, or the path of a checkpoint file
+            (read with `load_checkpoint` onto the CPU).
+        device: where the rebuilt network is moved ("cpu", "cuda", ...). Default "cpu".
+        source: how error messages name the checkpoint; None (default): its path, or "the
+            checkpoint" for a dict.
+
+    Returns:
+        The network `spikequant.models.build(**ckpt["model_config"])` makes, with the
+        checkpoint's weights, on `device`, in eval mode.
+
+    Raises:
+        UnknownComponent: the network, quantizer or neuron it names is not registered.
+        CheckpointError: the weights do not fit the network the config declares, or (for a
+            path) the file is not an intact checkpoint, as in `load_checkpoint`.
+    """
     from ..models import build
     from ..models.registry import check_components
     from ..models.shapes import shape_mismatch

@@ -38,7 +38,25 @@ def evaluate(
     desc: str = "eval",
     amp: bool = False,
 ) -> dict[str, Any]:
-    """Eval-mode accuracy: {"accuracy": fraction, "correct", "total", "predictions": LongTensor}."""
+    """Eval-mode accuracy: {"accuracy": fraction, "correct", "total", "predictions": LongTensor}.
+
+    The model runs in eval mode without gradient (each quantized weight computed once for all
+    batches) and is put back in the mode it was in afterwards.
+
+    Args:
+        model: the network, already on `device`; it takes [T, B, ...] and returns class
+            scores [B, num_classes].
+        loader: yields (frames [B, T, ...], labels [B]) batches, labels on the CPU; the
+            frames are moved to `device`, made time-major and float.
+        device: where the frames are sent: the model's device. Default "cpu".
+        progress: show a progress bar. Default False.
+        desc: the progress bar's label. Default "eval".
+        amp: run the model under float16 autocast on CUDA. Default False.
+
+    Returns:
+        {"accuracy": correct / total (0 for an empty loader), "correct": int, "total": int,
+        "predictions": the predicted classes, a LongTensor [total] in loader order}.
+    """
     was_training = model.training
     model.eval()
     correct, total, predictions = 0, 0, []

@@ -115,7 +115,22 @@ def save_epoch(run: Run, out: Path, improved: bool) -> dict[str, Any]:
 
 
 def fit(cfg: TrainConfig) -> dict[str, Any]:
-    """Train (or resume) a run and return its metrics (also in OUT/metrics.json)."""
+    """Train (or resume) a run and return its metrics (also in OUT/metrics.json).
+
+    Args:
+        cfg: the run's settings (spikequant.train.TrainConfig), checked by `cfg.validate()`
+            before any data is read or network built. `cfg.out` is the run folder, which
+            gets last.pt, best.pt, log.csv and metrics.json; a folder that already holds a
+            run (a last.pt) is continued with `cfg.resume` and refused without it.
+
+    Returns:
+        The final metrics, as written to OUT/metrics.json.
+
+    Raises:
+        ConfigError: a setting that is not valid.
+        RunFolderError: a run folder that can't be used.
+        TrainingDiverged: the loss or a parameter stopped being finite.
+    """
     claim = prepare_run(cfg)  # settings, device, memory, the run folder: before any data
     try:
         return _fit(cfg, claim.checkpoint)

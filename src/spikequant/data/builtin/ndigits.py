@@ -29,7 +29,15 @@ DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 
 class NDigitsDataset(Dataset):
-    """ndigits split held in memory as integer frames."""
+    """ndigits split held in memory as integer frames.
+
+    Args:
+        frames: the split's frames, [N, T, 2, H, W] event counts (an integer array); a sample
+            is served as float32 [T, 2, H, W].
+        labels: [N] digit labels 0-9, one per sample, in the order of `frames`.
+        split_info: what the run's metrics record about the split (kept as .split_info).
+        augment: applied to each sample's frames when it is drawn; None (the default): none.
+    """
 
     def __init__(
         self,
