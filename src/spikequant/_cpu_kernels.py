@@ -7,6 +7,8 @@ the quantizer, 3-4 per time step for a neuron), a fused loop makes one. The kern
 
     csrc/binary_sigmoid.c   the binary sigmoid quantizer, forward and backward
                             (quant/cpu_kernel.py)
+    csrc/multilevel_sigmoid.c  the 2- to 8-bit sigmoid quantizer, forward and backward
+                            (quant/multilevel_cpu.py)
     csrc/lif.c              the multi-step LIF / PLIF neuron, forward and backward
                             (snn/cpu_kernel.py)
     csrc/exp_poly.h         what both include: a vectorisable exp

@@ -20,6 +20,7 @@ from ..options import Option
 from .base import QuantizedWeight, WeightQuantizer, channel_view, reduce_per_channel
 from .binary_torch import binary_sigmoid
 from .cpu_kernel import binary_sigmoid_cpu, use_cpu_kernel
+from .multilevel_cpu import multilevel_sigmoid_cpu, use_multilevel_cpu
 from .schedule import KIND_CAP, KINDS, TemperatureSchedule, check_temperature
 
 KMEANS_SAMPLE = 200_000
@@ -247,6 +248,11 @@ class SigmoidQuantizer(WeightQuantizer):
                 weight, self.alpha, self.beta, self.positions[0], self.heights[0],
                 self.temperature, self.levels[0],
                 self.gradient == "reference",
+            )
+        if use_multilevel_cpu(weight, self.positions):  # 2 to 8 bits on the CPU
+            return multilevel_sigmoid_cpu(
+                weight, self.alpha, self.beta, self.positions, self.heights, self.temperature,
+                self.levels[0], self.gradient == "reference",
             )
         alpha, beta = self._scales(weight)
         x = beta.to(weight.dtype) * weight

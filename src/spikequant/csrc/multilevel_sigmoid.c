@@ -1,0 +1,184 @@
+/* The multi-level (2- to 8-bit) sigmoid quantizer on the CPU, forward and backward.
+
+       Q(w) = alpha * (sum_i h_i * sigmoid(T * (beta * w - b_i)) + q0)
+
+   with `steps` step positions b_i and heights h_i. Built and loaded like binary_sigmoid.c (see
+   spikequant/_cpu_kernels.py), called through ctypes by quant/multilevel_cpu.py with one
+   `msq_args` record (the Structure there mirrors it field by field). The weights are taken
+   BLOCK at a time: the loop over the steps runs outside, the loop over the block's weights
+   inside, so each step is one vectorised pass over a block that stays in L1.
+
+   The flattened weight is cut into `parts` equal ranges, one an OpenMP thread (torch's own
+   intra-op threads, as torch loaded libgomp first). Each part adds its alpha and beta sums into
+   its own slot and the caller adds the slots in order, so results do not depend on which thread
+   ran what. alpha and beta hold one value per row of `row_len` weights (one per output
+   channel), or one value for the whole tensor (`rows_share_scale`). */
+
+#include <stdint.h>
+
+#include "exp_poly.h"
+
+#define BLOCK 1024
+#define MAX_STEPS 255 /* 8 bits */
+
+typedef struct {
+    const float *w;       /* [n] weights */
+    float *q;             /* [n] forward: the output; backward: the forward's output */
+    const float *g;       /* [n] backward: dL/dQ */
+    float *gw;            /* [n] backward: dL/dw */
+    int64_t n, row_len;
+    const float *alpha, *beta; /* [rows] or [1] */
+    int rows_share_scale;
+    const float *positions;     /* [steps] b_i, ascending */
+    const float *heights;       /* [steps] h_i */
+    const float *exp_positions; /* [steps] exp(b_i) for the reference gradient's T = 1
+                                   sigmoids, or NULL: one exp a step instead */
+    int steps;
+    float t, q0;
+    int reference; /* 1: Quantization Networks' gradient (T = 1 sigmoids, times T) */
+    int parts;
+    double *sums; /* backward: [parts][2][rows], zeroed by the caller */
+} msq_args;
+
+static inline float sigmoid(float x) { return 1.0f / (1.0f + exp_poly(-x)); }
+
+static inline int64_t row_end(const msq_args *a, int64_t lo, int64_t end, int64_t *row) {
+    *row = a->rows_share_scale ? 0 : lo / a->row_len;
+    int64_t hi = a->rows_share_scale ? end : (*row + 1) * a->row_len;
+    return hi > end ? end : hi;
+}
+
+/* the sigmoids' argument is T * (x - b_i) with x = beta * w, in that order (as the torch path):
+   at 8 bits x and b_i reach 127 and T 1000, where T * x - T * b_i would lose the digits that
+   matter */
+static void forward_range(const msq_args *a, int64_t start, int64_t end) {
+    const float t = a->t;
+    float acc[BLOCK], x[BLOCK];
+    for (int64_t lo = start; lo < end;) {
+        int64_t row;
+        const int64_t hi = row_end(a, lo, end, &row);
+        const float be = a->beta[row], al = a->alpha[row];
+        for (int64_t b0 = lo; b0 < hi; b0 += BLOCK) {
+            const int64_t len = (b0 + BLOCK < hi ? b0 + BLOCK : hi) - b0;
+            const float *restrict w = a->w + b0;
+            float *restrict q = a->q + b0;
+            for (int64_t k = 0; k < len; k++) {
+                acc[k] = 0.0f;
+                x[k] = be * w[k];
+            }
+            for (int i = 0; i < a->steps; i++) {
+                const float h = a->heights[i], c = a->positions[i];
+#pragma omp simd
+                for (int64_t k = 0; k < len; k++) acc[k] += h * sigmoid(t * (x[k] - c));
+            }
+#pragma omp simd
+            for (int64_t k = 0; k < len; k++) q[k] = al * (acc[k] + a->q0);
+        }
+        lo = hi;
+    }
+}
+
+/* dQ/dw = alpha * beta * T * slope, slope = sum_i h_i * sigmoid'(.) at T (exact) or at T = 1
+   (reference: sigmoid(x - b_i) = 1 / (1 + exp(-x) * exp(b_i)), one exp a weight for all steps;
+   exp_poly clamps its input, so the product is never 0 * inf and saturates to the right end).
+   Per row:  sum_alpha += sum g * (Q / alpha)          (dQ/dalpha; recomputed where alpha = 0)
+             sum_beta  += sum g * slope * w            (times alpha T: dQ/dbeta) */
+static void backward_range(const msq_args *a, int64_t start, int64_t end, double *sum_alpha,
+                           double *sum_beta) {
+    const float t = a->t;
+    float slope[BLOCK], soft[BLOCK], e[BLOCK], x[BLOCK];
+    for (int64_t lo = start; lo < end;) {
+        int64_t row;
+        const int64_t hi = row_end(a, lo, end, &row);
+        const float al = a->alpha[row], be = a->beta[row];
+        const float scale = al * t * be;
+        const int alpha_from_q = al != 0.0f;
+        const float inv_a = alpha_from_q ? 1.0f / al : 0.0f;
+        double acc_alpha = 0.0, acc_beta = 0.0;
+        for (int64_t b0 = lo; b0 < hi; b0 += BLOCK) {
+            const int64_t len = (b0 + BLOCK < hi ? b0 + BLOCK : hi) - b0;
+            const float *restrict w = a->w + b0;
+            const float *restrict g = a->g + b0;
+            const float *restrict q = a->q + b0;
+            float *restrict gw = a->gw + b0;
+            for (int64_t k = 0; k < len; k++) {
+                slope[k] = soft[k] = 0.0f;
+                x[k] = be * w[k];
+            }
+            if (a->reference && a->exp_positions) {
+#pragma omp simd
+                for (int64_t k = 0; k < len; k++) e[k] = exp_poly(-x[k]);
+                for (int i = 0; i < a->steps; i++) {
+                    const float h = a->heights[i], eb = a->exp_positions[i];
+#pragma omp simd
+                    for (int64_t k = 0; k < len; k++) {
+                        float s = 1.0f / (1.0f + e[k] * eb);
+                        slope[k] += h * (s * (1.0f - s));
+                    }
+                }
+            } else if (a->reference) { /* positions too far out for exp(b_i): one exp a step */
+                for (int i = 0; i < a->steps; i++) {
+                    const float h = a->heights[i], c = a->positions[i];
+#pragma omp simd
+                    for (int64_t k = 0; k < len; k++) {
+                        float s = sigmoid(x[k] - c);
+                        slope[k] += h * (s * (1.0f - s));
+                    }
+                }
+            }
+            if (!a->reference || !alpha_from_q) {
+                for (int i = 0; i < a->steps; i++) {
+                    const float h = a->heights[i], c = a->positions[i];
+                    const int exact = !a->reference;
+#pragma omp simd
+                    for (int64_t k = 0; k < len; k++) {
+                        float s = sigmoid(t * (x[k] - c));
+                        soft[k] += h * s;
+                        if (exact) slope[k] += h * (s * (1.0f - s));
+                    }
+                }
+            }
+            double sa = 0.0, sb = 0.0; /* these sums cancel: doubles, as torch's pairwise sum */
+            if (alpha_from_q) {
+#pragma omp simd reduction(+ : sa, sb)
+                for (int64_t k = 0; k < len; k++) {
+                    float gx = g[k] * slope[k];
+                    gw[k] = gx * scale;
+                    sa += g[k] * q[k];
+                    sb += gx * w[k];
+                }
+                sa *= inv_a;
+            } else {
+#pragma omp simd reduction(+ : sa, sb)
+                for (int64_t k = 0; k < len; k++) {
+                    float gx = g[k] * slope[k];
+                    gw[k] = gx * scale;
+                    sa += g[k] * (soft[k] + a->q0);
+                    sb += gx * w[k];
+                }
+            }
+            acc_alpha += sa;
+            acc_beta += sb;
+        }
+        sum_alpha[row] += acc_alpha;
+        sum_beta[row] += acc_beta;
+        lo = hi;
+    }
+}
+
+void msq_forward(const msq_args *a) {
+    const int parts = a->parts;
+#pragma omp parallel for schedule(static, 1) num_threads(parts) if (parts > 1)
+    for (int part = 0; part < parts; part++)
+        forward_range(a, part_edge(a->n, part, parts), part_edge(a->n, part + 1, parts));
+}
+
+void msq_backward(const msq_args *a) {
+    const int parts = a->parts;
+    const int64_t rows = a->rows_share_scale ? 1 : a->n / a->row_len;
+#pragma omp parallel for schedule(static, 1) num_threads(parts) if (parts > 1)
+    for (int part = 0; part < parts; part++)
+        backward_range(a, part_edge(a->n, part, parts), part_edge(a->n, part + 1, parts),
+                       a->sums + (int64_t)part * 2 * rows,
+                       a->sums + ((int64_t)part * 2 + 1) * rows);
+}
