@@ -8,6 +8,9 @@ Contenders:
 
     spikequant-float      spikequant.models.build(network)                      (quantizer none)
     spikequant-sigmoid1b  spikequant.models.build(network, quantizer="sigmoid", bits=1)
+    spikequant-sigmoid2b, spikequant-sigmoid4b   the same at 2 and 4 bits
+    spikequant-sigmoid2b-torchops, ...-4b-torchops   the same with SPIKEQUANT_KERNELS=torch
+                          (the torch ops instead of the compiled kernels)
     spikingjelly-float    the same network from SpikingJelly 2.0 multi-step layers + PLIF
     snntorch-brevitas1b   snnTorch Leaky neurons + Brevitas binary QuantConv2d / QuantLinear
 
@@ -47,7 +50,9 @@ from machine import (  # noqa: E402
 )
 
 CONTENDERS = ("spikequant-float", "spikequant-sigmoid1b", "spikingjelly-float",
-              "snntorch-brevitas1b")
+              "snntorch-brevitas1b", "spikequant-sigmoid2b", "spikequant-sigmoid4b",
+              "spikequant-sigmoid2b-torchops", "spikequant-sigmoid4b-torchops")
+DEFAULT_CONTENDERS = CONTENDERS[:4]
 REFERENCE = "spikingjelly-float"
 REPLY = "@@bench "  # worker replies start with this; anything else on stdout is passed through
 
@@ -66,8 +71,10 @@ def build_contender(name: str, network: str):
     if name.startswith("spikequant-"):
         from spikequant.models import build
 
-        quantizer = "none" if name == "spikequant-float" else "sigmoid"
-        return build(network, quantizer=quantizer, bits=1)
+        if name == "spikequant-float":
+            return build(network, quantizer="none")
+        bits = int(name.removeprefix("spikequant-sigmoid").split("b")[0])
+        return build(network, quantizer="sigmoid", bits=bits)
     from peers import build_peer
 
     if name == "spikingjelly-float":
@@ -185,6 +192,8 @@ def serve(args: argparse.Namespace) -> int:
     """Worker loop: read commands on stdin ('step', 'stats', 'quit'), reply on stdout."""
     if args.sj_impl and args.worker == "spikingjelly-float":
         os.environ["SJ_PLIF_CUDA_IMPLEMENTATION"] = args.sj_impl
+    if args.worker.endswith("-torchops"):
+        os.environ["SPIKEQUANT_KERNELS"] = "torch"
 
     def reply(obj: dict[str, Any]) -> None:
         sys.stdout.write(REPLY + json.dumps(obj) + "\n")
@@ -288,7 +297,7 @@ def _run_round(workers: list[WorkerProcess], offset: int, record: bool,
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run every contender round-robin; the results as a JSON-able dict."""
-    names = args.contenders.split(",") if args.contenders else list(CONTENDERS)
+    names = args.contenders.split(",") if args.contenders else list(DEFAULT_CONTENDERS)
     for name in names:
         try:
             check_contender(name)
@@ -412,7 +421,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(spikequant.keep_freed_memory): glibc keeps freed large "
                         "buffers for reuse, so a step's fresh full-size tensors fault no pages")
     p.add_argument("--contenders", default="",
-                   help=f"comma-separated subset of {','.join(CONTENDERS)} (default all)")
+                   help=f"comma-separated subset of {','.join(CONTENDERS)} (default "
+                        f"{','.join(DEFAULT_CONTENDERS)})")
     p.add_argument("--sj-impl", default="", choices=["", "auto", "cuda", "triton", "torch"],
                    help="SpikingJelly PLIF implementation on CUDA (sets "
                         "SJ_PLIF_CUDA_IMPLEMENTATION; default auto = its fastest available)")

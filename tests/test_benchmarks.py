@@ -245,3 +245,53 @@ def test_trust_cases_run_and_tabulate_a_few_cheap_cases(tmp_path):
            "spikequant models` | 2 |" in text
     assert str(tmp_path) not in text and text.count("| ok |") == 3
     assert "3 cases: 0 tracebacks, 0 with an unexpected exit status" in text
+
+
+def test_multilevel_benchmark_ratios_against_binary(tmp_path):
+    stdout, result = _run("bench_multilevel.py", "--network", "ndigits", "--batch", "2",
+                          "--time-steps", "2", "--repeats", "2", "--warmup", "1",
+                          tmp_path=tmp_path)
+    rows = {r["contender"]: r for r in result["rows"]}
+    assert set(rows) == {"spikequant-sigmoid1b", "spikequant-sigmoid2b", "spikequant-sigmoid4b",
+                         "spikequant-sigmoid2b-torchops", "spikequant-sigmoid4b-torchops"}
+    assert all(r["error"] is None for r in rows.values())
+    ratios = result["ratios_to_binary"]
+    assert ratios["spikequant-sigmoid1b"] == {"wall": 1.0, "cpu": 1.0}
+    two = rows["spikequant-sigmoid2b"]
+    assert ratios["spikequant-sigmoid2b"]["wall"] == pytest.approx(
+        two["ms_median"] / rows["spikequant-sigmoid1b"]["ms_median"])
+    # 2 and 4 bits store more bits a weight: same parameter count, the table shows each row
+    assert two["params"] == rows["spikequant-sigmoid1b"]["params"]
+    for name in rows:
+        assert f"| {name} |" in stdout
+    assert "vs binary (wall)" in stdout and "Machine:" in stdout
+
+
+def _fake_run(folder: Path, accuracy: float | None) -> None:
+    folder.mkdir(parents=True)
+    if accuracy is not None:
+        (folder / "metrics.json").write_text(json.dumps({"finished": True,
+                                                         "test_accuracy": accuracy}))
+
+
+def test_nmnist_seed_table_pairs_each_seed_with_its_float_run(tmp_path):
+    import nmnist_seed_table as seeds
+
+    _fake_run(tmp_path / "float_s0", 0.90)
+    _fake_run(tmp_path / "binary_s0", 0.88)
+    _fake_run(tmp_path / "float_s1", 0.80)
+    _fake_run(tmp_path / "binary_s1", 0.81)
+    _fake_run(tmp_path / "float_s2", 0.99)  # its binary run has not finished: left out
+    _fake_run(tmp_path / "binary_s2", None)
+    table = seeds.table(tmp_path)
+    assert "| 0 | 90.00 % | 88.00 % | +2.00 pts |" in table
+    assert "| 1 | 80.00 % | 81.00 % | -1.00 pts |" in table
+    assert "| 2 |" not in table
+    # mean +- sample std over the two paired seeds: drops +2 and -1
+    assert "| mean +- std (2 seeds) | 85.00 +- 7.07 % | 84.50 +- 4.95 % | +0.50 +- 2.12 pts |" \
+        in table
+    assert [v["out"] for v in seeds.missing_runs(tmp_path)] == [str(tmp_path / "binary_s2")]
+    float_run = seeds.settings_of("float", 1, tmp_path)
+    assert float_run["quantizer"] == "none" and float_run["seed"] == 1
+    assert "quantizer" not in seeds.settings_of("binary", 1, tmp_path)  # the defaults
+    assert float_run["data_dir"] == str(tmp_path / "data")
