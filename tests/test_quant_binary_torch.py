@@ -7,9 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spikequant.quant import SigmoidQuantizer
 from spikequant.quant.binary_torch import binary_sigmoid
-from spikequant.quant.sigmoid import _BinarySigmoid
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -67,27 +65,3 @@ def test_alpha_zero_still_gets_its_gradient():
     want = _by_autograd(w, alpha, beta, 0.0, 2.0, 1.0, -1.0, grad_out, False)[2]
     assert torch.isfinite(alpha.grad).all()
     torch.testing.assert_close(alpha.grad.double(), want, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("gradient", ["exact", "reference"])
-def test_same_as_the_previous_single_function_per_tensor(gradient):
-    """The quantizer's binary path gives what the former `_BinarySigmoid` gave."""
-    torch.manual_seed(2)
-    w = torch.randn(16, 32) * 0.1
-    q = SigmoidQuantizer(torch.tensor([-1.0, 1.0]), temperature=5.0, gradient=gradient)
-    q.reset(w)
-    q.train()
-    grad_out = torch.randn(w.shape)
-    results = []
-    for use_new in (True, False):
-        wi = w.clone().requires_grad_()
-        q.zero_grad(set_to_none=True)
-        if use_new:
-            out = q(wi)
-        else:
-            out = _BinarySigmoid.apply(wi, q.alpha, q.beta, q.positions[0], q.heights[0],
-                                       q.temperature, q.levels[0], gradient == "reference")
-        (out * grad_out).sum().backward()
-        results.append((out.detach(), wi.grad, q.alpha.grad, q.beta.grad))
-    for got, want in zip(*results):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)

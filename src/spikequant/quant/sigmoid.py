@@ -45,11 +45,6 @@ class _SoftStaircase(torch.autograd.Function):
         t = temperature.to(x.dtype)
         b, s = positions.to(x.dtype), heights.to(x.dtype)
         ctx.reference = reference_gradient
-        ctx.single = b.numel() == 1 and not reference_gradient
-        if ctx.single:  # binary, the hot path: keep the sigmoid, backward needs nothing else
-            sig = torch.sigmoid((x - b[0]).mul_(t))
-            ctx.save_for_backward(sig, s, t)
-            return sig * s[0]
         out = torch.zeros_like(x)
         z = torch.empty_like(x)
         for i in range(b.numel()):
@@ -60,9 +55,6 @@ class _SoftStaircase(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
-        if ctx.single:
-            sig, s, t = ctx.saved_tensors
-            return grad_out * sig * (1 - sig) * (s[0] * t), None, None, None, None
         x, b, s, t = ctx.saved_tensors
         slope = torch.zeros_like(x)
         z = torch.empty_like(x)
@@ -73,36 +65,6 @@ class _SoftStaircase(torch.autograd.Function):
             z.sigmoid_()
             slope.addcmul_(z * (1 - z), s[i])
         return grad_out * slope.mul_(t), None, None, None, None
-
-
-class _BinarySigmoid(torch.autograd.Function):
-    """(The reference for `binary_torch.binary_sigmoid`, which the quantizer uses.)
-    The whole binary (one-step) quantizer in one function:
-    alpha * (s * sigmoid(T * (beta * w - b)) + q_0), keeping only the sigmoid for backward.
-    Binary is the hot path of training; composing it from tensor ops makes about twice as many
-    passes over the weights, each allocating."""
-
-    @staticmethod
-    def forward(ctx, w, alpha, beta, b, s, t, q0, reference_gradient=False):
-        sig = torch.mul(w, beta * t).sub_(b * t).sigmoid_()
-        ctx.save_for_backward(w, sig, alpha, beta, b, s, t, q0)
-        ctx.reference = reference_gradient
-        return torch.addcmul(alpha * q0, sig, alpha * s)
-
-    @staticmethod
-    def backward(ctx, grad):
-        w, sig, alpha, beta, b, s, t, q0 = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_alpha = grad_beta = None
-        if ctx.needs_input_grad[1]:
-            grad_alpha = s * torch.dot(grad.reshape(-1), sig.reshape(-1)) + q0 * grad.sum()
-        if ctx.reference:  # the T = 1 sigmoid's slope, scaled by T below
-            sig = torch.mul(w, beta).sub_(b).sigmoid_()
-        grad_x = torch.addcmul(sig, sig, sig, value=-1).mul_(grad)  # grad * sig * (1 - sig)
-        slope = alpha * s * t
-        if ctx.needs_input_grad[2]:
-            grad_beta = slope * torch.dot(grad_x.reshape(-1), w.reshape(-1))
-        return grad_x.mul_(slope * beta), grad_alpha, grad_beta, None, None, None, None, None
 
 
 def kmeans_boundaries(
