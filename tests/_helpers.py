@@ -9,7 +9,11 @@ import warnings
 import pytest
 import torch
 
+from spikequant import _cpu_kernels
 from spikequant.cli import main
+
+# whether this machine has a C compiler, so that the compiled CPU kernels build
+HAS_CC = _cpu_kernels.compiler() is not None
 
 
 def run_cli(argv, capsys) -> tuple[int, str]:

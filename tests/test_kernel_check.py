@@ -17,6 +17,7 @@ from spikequant._kernels import use_kernels  # noqa: E402
 from spikequant.errors import KernelFallbackWarning  # noqa: E402
 from spikequant.models import build  # noqa: E402
 from spikequant.quant import kernels_triton as qk  # noqa: E402
+from spikequant.quant.sigmoid_backends import SigmoidArgs  # noqa: E402
 from spikequant.snn import kernels_triton as nk  # noqa: E402
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
@@ -69,8 +70,8 @@ def _scaled(fn, factor):
 class _WrongGradient(torch.autograd.Function):
     @staticmethod
     def forward(ctx, w, alpha, beta, positions, heights, temperature, q0, reference):
-        return qk.sigmoid_quantize_reference(w, alpha, beta, positions, heights, temperature,
-                                             q0, reference).detach()
+        return qk.sigmoid_quantize_reference(w, SigmoidArgs(alpha, beta, positions, heights,
+                                                         temperature, q0, reference)).detach()
 
     @staticmethod
     def backward(ctx, grad):
@@ -86,7 +87,7 @@ def test_a_wrong_kernel_falls_back_with_one_warning_and_training_stays_correct(
                                                                    1.1))
     elif broken == "quantizer gradient":
         monkeypatch.setattr(qk, "sigmoid_quantize_triton",
-                            lambda *a: _WrongGradient.apply(*a[:7], bool(a[7])))
+                            lambda w, args: _WrongGradient.apply(w, *args.as_tuple()))
     else:
         monkeypatch.setattr(nk, "lif_multistep_triton", _scaled(nk.lif_multistep_triton, 1.1))
     with warnings.catch_warnings(record=True) as record:

@@ -23,6 +23,7 @@ from _helpers import assert_neuron_matches  # noqa: E402
 from spikequant._kernels import MODES, kernel_mode, use_kernels, use_triton  # noqa: E402
 from spikequant.quant import SigmoidQuantizer, power_of_two_levels, symmetric_levels  # noqa: E402
 from spikequant.quant.kernels_triton import sigmoid_quantize_triton  # noqa: E402
+from spikequant.quant.sigmoid_backends import SigmoidArgs  # noqa: E402
 from spikequant.snn import lif_multistep  # noqa: E402
 from spikequant.snn.kernels_triton import lif_multistep_triton  # noqa: E402
 from spikequant.snn.surrogate import (  # noqa: E402
@@ -201,8 +202,9 @@ def test_quantizer_kernel_reference_gradient(name, per_channel):
     wi = w.clone().requires_grad_()
     alpha = q.alpha.detach().clone().requires_grad_()
     beta = q.beta.detach().clone().requires_grad_()
-    out = sigmoid_quantize_triton(wi, alpha, beta, q.positions, q.heights, q.temperature,
-                                  q.levels[0], reference_gradient=True)
+    out = sigmoid_quantize_triton(wi, SigmoidArgs(alpha, beta, q.positions, q.heights,
+                                              q.temperature, q.levels[0],
+                                              reference_gradient=True))
     (out * grad_out).sum().backward()
 
     t = float(q.temperature)

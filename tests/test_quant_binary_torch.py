@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from spikequant.quant.binary_torch import binary_sigmoid
+from spikequant.quant.sigmoid_backends import SigmoidArgs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,7 +44,7 @@ def test_binary_sigmoid_matches_the_formula(per_channel, reference):
     beta = (torch.rand(shape, generator=gen) * 3 + 1).requires_grad_()
     b, s, t, q0 = torch.tensor(0.1), torch.tensor(2.0), torch.tensor(4.0), torch.tensor(-1.0)
     wi = w.clone().requires_grad_()
-    out = binary_sigmoid(wi, alpha, beta, b, s, t, q0, reference)
+    out = binary_sigmoid(wi, SigmoidArgs(alpha, beta, b, s, t, q0, reference))
     (out * grad_out).sum().backward()
     want = _by_autograd(w, alpha, beta, 0.1, 2.0, 4.0, -1.0, grad_out, reference)
     for what, got, expected in zip(("Q(w)", "grad w", "grad alpha", "grad beta"),
@@ -61,7 +62,7 @@ def test_alpha_zero_still_gets_its_gradient():
     alpha = torch.tensor([0.5, 0.0, 1.0], requires_grad=True)  # one channel at 0
     beta = torch.ones(3, requires_grad=True)
     b, s, t, q0 = torch.tensor(0.0), torch.tensor(2.0), torch.tensor(1.0), torch.tensor(-1.0)
-    (binary_sigmoid(w, alpha, beta, b, s, t, q0) * grad_out).sum().backward()
+    (binary_sigmoid(w, SigmoidArgs(alpha, beta, b, s, t, q0)) * grad_out).sum().backward()
     want = _by_autograd(w, alpha, beta, 0.0, 2.0, 1.0, -1.0, grad_out, False)[2]
     assert torch.isfinite(alpha.grad).all()
     torch.testing.assert_close(alpha.grad.double(), want, rtol=1e-5, atol=1e-6)

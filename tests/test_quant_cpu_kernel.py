@@ -5,19 +5,16 @@ split over threads; that the quantizer uses it; and that it falls back cleanly."
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 import torch
 
+from _helpers import HAS_CC
 from spikequant import _cpu_kernels
 from spikequant._kernels import use_kernels
 from spikequant.quant import SigmoidQuantizer, cpu_kernel
 from spikequant.quant.binary_torch import binary_sigmoid
 from spikequant.quant.cpu_kernel import binary_sigmoid_cpu, unavailable_reason, use_cpu_kernel
-
-HAS_CC = any(shutil.which(c) for c in (os.environ.get("CC") or "cc", "cc", "gcc", "clang"))
+from spikequant.quant.sigmoid_backends import SigmoidArgs
 
 
 def test_the_kernel_builds_where_there_is_a_compiler():
@@ -39,7 +36,7 @@ def _both(w, alpha, beta, grad_out, reference, t=6.0):
     for fn in (binary_sigmoid, binary_sigmoid_cpu):
         wi = w.clone().requires_grad_()
         a, b = alpha.clone().requires_grad_(), beta.clone().requires_grad_()
-        q = fn(wi, a, b, *scalars, reference)
+        q = fn(wi, SigmoidArgs(a, b, *scalars, reference))
         (q * grad_out).sum().backward()
         out.append((q.detach(), wi.grad, a.grad, b.grad))
     return out

@@ -6,12 +6,10 @@ quantizer uses it where it should and only there."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 import torch
 
+from _helpers import HAS_CC
 from spikequant import _cpu_kernels
 from spikequant._kernels import use_kernels
 from spikequant.quant import SigmoidQuantizer, quantize_model, symmetric_levels
@@ -20,8 +18,8 @@ from spikequant.quant.multilevel_cpu import (
     unavailable_reason,
     use_multilevel_cpu,
 )
+from spikequant.quant.sigmoid_backends import SigmoidArgs
 
-HAS_CC = any(shutil.which(c) for c in (os.environ.get("CC") or "cc", "cc", "gcc", "clang"))
 needs_kernel = pytest.mark.skipif(not HAS_CC, reason="no C compiler: the torch path runs "
                                   "(test_the_kernel_builds_where_there_is_a_compiler checks)")
 KERNEL_BACKWARD = "_MultilevelSigmoidCPUBackward"
@@ -183,6 +181,7 @@ def test_a_training_step_is_the_same_either_way():
 def test_the_direct_call_refuses_a_temperature_that_is_not_finite():
     w = torch.randn(4, 4)
     with pytest.raises(ValueError, match="temperature"):
-        multilevel_sigmoid_cpu(w, torch.tensor(1.0), torch.tensor(1.0),
-                               torch.tensor([-0.5, 0.5]), torch.tensor([1.0, 1.0]),
-                               torch.tensor(float("inf")), torch.tensor(-1.0))
+        multilevel_sigmoid_cpu(w, SigmoidArgs(torch.tensor(1.0), torch.tensor(1.0),
+                                              torch.tensor([-0.5, 0.5]),
+                                              torch.tensor([1.0, 1.0]),
+                                              torch.tensor(float("inf")), torch.tensor(-1.0)))

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from torch.func import functional_call
 
 from spikequant.quant import SigmoidQuantizer, make_quantizer, power_of_two_levels
-from spikequant.quant.sigmoid import _SoftStaircase
+from spikequant.quant.staircase_torch import _SoftStaircase
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,7 +12,7 @@ import shutil
 import pytest
 import torch
 
-from _helpers import assert_neuron_matches, run_neuron
+from _helpers import HAS_CC, assert_neuron_matches, run_neuron
 from spikequant import _cpu_kernels
 from spikequant._kernels import use_kernels
 from spikequant.snn import lif_multistep
@@ -25,7 +25,6 @@ from spikequant.snn.surrogate import (
     unregister_surrogate,
 )
 
-HAS_CC = _cpu_kernels.compiler() is not None
 pytestmark = pytest.mark.skipif(
     not HAS_CC, reason="no C compiler: the torch path runs "
     "(tests/test_quant_cpu_kernel.py::test_the_kernel_builds_where_there_is_a_compiler checks)")

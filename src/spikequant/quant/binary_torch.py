@@ -21,7 +21,12 @@ sigmoid in the backward into the buffer that becomes the weight gradient.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from .sigmoid_backends import SigmoidArgs
 
 _sigmoid_backward = torch.ops.aten.sigmoid_backward
 
@@ -67,24 +72,16 @@ class _BinarySigmoidLean(torch.autograd.Function):
         return grad_x.mul_(scale * beta), grad_alpha, grad_beta, None, None, None, None, None
 
 
-def binary_sigmoid(
-    w: torch.Tensor,
-    alpha: torch.Tensor,
-    beta: torch.Tensor,
-    position: torch.Tensor,
-    height: torch.Tensor,
-    temperature: torch.Tensor,
-    q0: torch.Tensor,
-    reference_gradient: bool = False,
-) -> torch.Tensor:
-    """Q(w) for one step (binary levels) in training mode, differentiable in w, alpha and beta.
-    `alpha` and `beta` are 0-dim (per tensor) or one value per output channel (w's first
-    dimension); position, height, temperature and q0 are 0-dim."""
+def binary_sigmoid(w: torch.Tensor, args: SigmoidArgs) -> torch.Tensor:
+    """Q(w) for one step (binary levels) in training mode, differentiable in w, alpha and beta:
+    the `torch-binary` backend of sigmoid_backends.py (its `args`: one position and height)."""
     dt = w.dtype
+    alpha, beta = args.alpha, args.beta
     if alpha.dim():  # per channel: broadcast along w's first dimension
         view = (-1,) + (1,) * (w.dim() - 1)
         alpha, beta = alpha.reshape(view), beta.reshape(view)
     return _BinarySigmoidLean.apply(
-        w, alpha.to(dt), beta.to(dt), position.to(dt), height.to(dt), temperature.to(dt),
-        q0.to(dt), reference_gradient,
+        w, alpha.to(dt), beta.to(dt), args.positions.reshape(-1)[0].to(dt),
+        args.heights.reshape(-1)[0].to(dt), args.temperature.to(dt), args.q0.to(dt),
+        args.reference_gradient,
     )

@@ -9,11 +9,15 @@ reference and the fallback.
 from __future__ import annotations
 
 import ctypes
+from typing import TYPE_CHECKING
 
 import torch
 
 from .._buffer_pool import POOL
 from .._cpu_kernels import SOURCES, CompiledKernel, double_p, float_p, parts, ptr
+
+if TYPE_CHECKING:
+    from .sigmoid_backends import SigmoidArgs
 
 _i64, _int, _f32 = ctypes.c_int64, ctypes.c_int, ctypes.c_float
 
@@ -77,19 +81,10 @@ class _BinarySigmoidCPU(torch.autograd.Function):
         return gw, grad_alpha, grad_beta, None, None, None, None, None
 
 
-def binary_sigmoid_cpu(
-    w: torch.Tensor,
-    alpha: torch.Tensor,
-    beta: torch.Tensor,
-    position: torch.Tensor,
-    height: torch.Tensor,
-    temperature: torch.Tensor,
-    q0: torch.Tensor,
-    reference_gradient: bool = False,
-) -> torch.Tensor:
-    """`binary_torch.binary_sigmoid` on the compiled kernel (check `use_cpu_kernel(w)` first):
-    the same arguments, values equal up to float rounding. alpha and beta are 0-dim or one
-    value per output channel (w's first dimension)."""
+def binary_sigmoid_cpu(w: torch.Tensor, args: SigmoidArgs) -> torch.Tensor:
+    """The `c-binary` backend of sigmoid_backends.py (check `use_cpu_kernel(w)` first): what
+    `binary_torch.binary_sigmoid` gives, up to float rounding."""
     return _BinarySigmoidCPU.apply(
-        w, alpha.float(), beta.float(), position, height, temperature, q0, reference_gradient
+        w, args.alpha.float(), args.beta.float(), args.positions.reshape(-1)[0],
+        args.heights.reshape(-1)[0], args.temperature, args.q0, args.reference_gradient,
     )

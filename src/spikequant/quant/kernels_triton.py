@@ -18,8 +18,8 @@ Gradients, with x = beta * w and sigma_i = sigmoid(T * (x - b_i)):
 With the reference gradient (Quantization Networks' code) the slope uses the T = 1 sigmoids
 sigmoid(x - b_i) and is still scaled by T; the forward is unchanged.
 
-Used by `SigmoidQuantizer.forward` for CUDA weights (see `spikequant._kernels`); the torch
-functions in `sigmoid.py` are the reference, and the tests run these kernels on CPU tensors
+The `triton` backend of sigmoid_backends.py, for CUDA weights (see `spikequant._kernels`); the
+torch backends are the reference, and the tests run these kernels on CPU tensors
 under Triton's interpreter.
 """
 
@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from .sigmoid_backends import SigmoidArgs
 
 BLOCK = 1024
 
@@ -147,76 +149,64 @@ class _SigmoidQuantizeTriton(torch.autograd.Function):
         return grad_w, grad_alpha, grad_beta, None, None, None, None, None
 
 
-def sigmoid_quantize_triton(
-    w: torch.Tensor,
-    alpha: torch.Tensor,
-    beta: torch.Tensor,
-    positions: torch.Tensor,
-    heights: torch.Tensor,
-    temperature: torch.Tensor,
-    q0: torch.Tensor,
-    reference_gradient: bool = False,
-) -> torch.Tensor:
-    """Q(w) in training mode, differentiable in w, alpha and beta. `alpha` and `beta` hold one
-    value (per tensor) or one per output channel (w's first dimension); `positions` and
-    `heights` are the n step positions b_i and heights s_i, `q0` the lowest level."""
+def sigmoid_quantize_triton(w: torch.Tensor, args: SigmoidArgs) -> torch.Tensor:
+    """The `triton` backend of sigmoid_backends.py: Q(w) in training mode, differentiable in
+    w, alpha and beta (alpha and beta: one value, or one per output channel)."""
     dt = w.dtype
     return _SigmoidQuantizeTriton.apply(
-        w, alpha.to(dt), beta.to(dt), positions.to(dt), heights.to(dt), temperature.to(dt),
-        q0.to(dt), reference_gradient,
+        w, args.alpha.to(dt), args.beta.to(dt), args.positions.to(dt), args.heights.to(dt),
+        args.temperature.to(dt), args.q0.to(dt), args.reference_gradient,
     )
 
 
 NAME = "sigmoid quantizer"
 
 
-def sigmoid_quantize_reference(
-    w: torch.Tensor,
-    alpha: torch.Tensor,
-    beta: torch.Tensor,
-    positions: torch.Tensor,
-    heights: torch.Tensor,
-    temperature: torch.Tensor,
-    q0: torch.Tensor,
-    reference_gradient: bool = False,
-) -> torch.Tensor:
+def sigmoid_quantize_reference(w: torch.Tensor, args: SigmoidArgs) -> torch.Tensor:
     """`sigmoid_quantize_triton` written with plain torch autograd ops: the reference of the
-    first-use self-check (spikequant.kernel_check). Memory grows with the number of steps, so
-    it is meant for the check's small slices."""
+    first-use self-check (spikequant.kernel_check), differentiated by autograd itself.
+    Memory grows with the number of steps, so it is meant for the check's small slices."""
+    alpha, beta = args.alpha, args.beta
     shape = (alpha.numel(),) + (1,) * (w.dim() - 1) if alpha.numel() > 1 else ()
     x = beta.reshape(shape) * w
-    t = temperature.detach()
+    t = args.temperature.detach()
     soft = torch.zeros_like(x)
-    for b, s in zip(positions.reshape(-1), heights.reshape(-1)):
+    for b, s in zip(args.positions.reshape(-1), args.heights.reshape(-1)):
         sig = torch.sigmoid(t * (x - b))
-        if reference_gradient:  # the slope of the T = 1 sigmoid, scaled by T
+        if args.reference_gradient:  # the slope of the T = 1 sigmoid, scaled by T
             sig1 = torch.sigmoid(x - b)
             sig = sig.detach() + t * (sig1 - sig1.detach())
         soft = soft + s * sig
-    return alpha.reshape(shape) * (soft + q0)
+    return alpha.reshape(shape) * (soft + args.q0)
 
 
-def kernel_passes(w: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor,
-                  positions: torch.Tensor, heights: torch.Tensor, temperature: torch.Tensor,
-                  q0: torch.Tensor, reference_gradient: bool = False) -> bool:
-    """Whether the kernels may quantize `w` (the arguments of `sigmoid_quantize_triton`): the
-    first time a shape class is seen on a device the kernels are checked against
-    `sigmoid_quantize_reference` on a slice of w (at most 4 rows; see kernel_check)."""
+def _positional(fn_name: str):
+    """kernel_check passes arguments by position (the gradients it compares are of positions
+    0-2: w, alpha, beta): `fn(w, SigmoidArgs(...))` looked up when called."""
+    def call(w, *fields):
+        return globals()[fn_name](w, SigmoidArgs(*fields))
+    return call
+
+
+def kernel_passes(w: torch.Tensor, args: SigmoidArgs) -> bool:
+    """Whether the kernels may quantize `w` with `args`: the first time a shape class is seen
+    on a device the kernels are checked against `sigmoid_quantize_reference` on a slice of w
+    (at most 4 rows; see kernel_check)."""
     from .. import kernel_check as kc
 
-    rows = max(alpha.numel(), 1)
-    row_len, steps = w.numel() // rows, positions.numel()
+    rows = max(args.alpha.numel(), 1)
+    row_len, steps = w.numel() // rows, args.positions.numel()
     shape_class = (f"{str(w.dtype).removeprefix('torch.')}, {steps} step(s), row length "
-                   f"{kc.size_class(row_len)}, {'reference' if reference_gradient else 'exact'}"
-                   " gradient")
+                   f"{kc.size_class(row_len)}, "
+                   f"{'reference' if args.reference_gradient else 'exact'} gradient")
 
     def slice_args():
         keep = min(rows, 4)
         part = w.detach().reshape(rows, row_len)[:keep, :kc.slice_size(row_len)]
         scale = (lambda p: p.detach().reshape(-1)[:keep]) if rows > 1 else (
             lambda p: p.detach())
-        return (part, scale(alpha), scale(beta), positions, heights, temperature, q0,
-                reference_gradient)
+        return (part, scale(args.alpha), scale(args.beta), *args.as_tuple()[2:])
 
-    return kc.kernel_passes(NAME, w.device, shape_class, sigmoid_quantize_triton,
-                            sigmoid_quantize_reference, slice_args, diff=(0, 1, 2))
+    return kc.kernel_passes(NAME, w.device, shape_class, _positional("sigmoid_quantize_triton"),
+                            _positional("sigmoid_quantize_reference"), slice_args,
+                            diff=(0, 1, 2))

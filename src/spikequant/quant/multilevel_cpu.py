@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import ctypes
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from .._buffer_pool import POOL
 from .._cpu_kernels import SOURCES, CompiledKernel, double_p, float_p, parts, ptr
+
+if TYPE_CHECKING:
+    from .sigmoid_backends import SigmoidArgs
 
 MAX_STEPS = 255  # csrc/multilevel_sigmoid.c's MAX_STEPS: 8 bits
 # The reference gradient takes its T = 1 sigmoids from exp(-x) * exp(b_i), one exp a weight,
@@ -105,32 +109,12 @@ class _MultilevelSigmoidCPU(torch.autograd.Function):
         return gw, grad_alpha, grad_beta, None, None, None, None, None
 
 
-def multilevel_sigmoid_cpu(
-    w: torch.Tensor,
-    alpha: torch.Tensor,
-    beta: torch.Tensor,
-    positions: torch.Tensor,
-    heights: torch.Tensor,
-    temperature: torch.Tensor,
-    q0: torch.Tensor,
-    reference_gradient: bool = False,
-) -> torch.Tensor:
-    """alpha * (sum_i heights_i * sigmoid(T * (beta * w - positions_i)) + q0) on the compiled
-    kernel (check `use_multilevel_cpu(w, positions)` first), with the gradient the sigmoid
-    quantizer's torch path gives, equal up to float rounding.
-
-    Args:
-        w: the float32 CPU weight, any shape (its first dimension is the output channel).
-        alpha: output scale, 0-dim or one value per output channel.
-        beta: input scale, 0-dim or one value per output channel.
-        positions: the ascending step positions b_i, in units of beta * w.
-        heights: the step heights h_i (q_i - q_{i-1}), as many as `positions`.
-        temperature: T, 0-dim.
-        q0: the lowest level, 0-dim.
-        reference_gradient: differentiate the T = 1 sigmoids times T (Quantization Networks'
-            gradient) instead of the sigmoids at T.
-    """
-    if not math.isfinite(float(temperature)):
-        raise ValueError(f"temperature must be finite, got {float(temperature)}")
-    return _MultilevelSigmoidCPU.apply(w, alpha.float(), beta.float(), positions, heights,
-                                       temperature, q0, reference_gradient)
+def multilevel_sigmoid_cpu(w: torch.Tensor, args: SigmoidArgs) -> torch.Tensor:
+    """The `c-multilevel` backend of sigmoid_backends.py (check
+    `use_multilevel_cpu(w, args.positions)` first): what the `torch` backend gives, up to
+    float rounding."""
+    if not math.isfinite(float(args.temperature)):
+        raise ValueError(f"temperature must be finite, got {float(args.temperature)}")
+    return _MultilevelSigmoidCPU.apply(w, args.alpha.float(), args.beta.float(), args.positions,
+                                       args.heights, args.temperature, args.q0,
+                                       args.reference_gradient)

@@ -15,13 +15,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._kernels import use_triton
 from ..options import Option
 from .base import QuantizedWeight, WeightQuantizer, channel_view, reduce_per_channel
-from .binary_torch import binary_sigmoid
-from .cpu_kernel import binary_sigmoid_cpu, use_cpu_kernel
-from .multilevel_cpu import multilevel_sigmoid_cpu, use_multilevel_cpu
 from .schedule import KIND_CAP, KINDS, TemperatureSchedule, check_temperature
+from .sigmoid_backends import SigmoidArgs, sigmoid_quantize
 
 KMEANS_SAMPLE = 200_000
 KMEANS_ITERS = 30
@@ -33,38 +30,6 @@ GRADIENTS = ("exact", "reference")
 Gradient = Literal["exact", "reference"]
 BOUNDARIES = ("kmeans", "midpoints")
 Boundaries = Literal["kmeans", "midpoints"]
-
-
-class _SoftStaircase(torch.autograd.Function):
-    """sum_i s_i * sigmoid(T * (x - b_i)), one step at a time so that memory stays O(|x|)
-    however many levels there are (8 bits has 254 steps). Positions, heights and T stay
-    tensors: reading their values on the host would stall a GPU every forward pass."""
-
-    @staticmethod
-    def forward(ctx, x, positions, heights, temperature, reference_gradient=False):
-        t = temperature.to(x.dtype)
-        b, s = positions.to(x.dtype), heights.to(x.dtype)
-        ctx.reference = reference_gradient
-        out = torch.zeros_like(x)
-        z = torch.empty_like(x)
-        for i in range(b.numel()):
-            torch.sub(x, b[i], out=z).mul_(t).sigmoid_()
-            out.addcmul_(z, s[i])
-        ctx.save_for_backward(x, b, s, t)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        x, b, s, t = ctx.saved_tensors
-        slope = torch.zeros_like(x)
-        z = torch.empty_like(x)
-        for i in range(b.numel()):
-            torch.sub(x, b[i], out=z)
-            if not ctx.reference:
-                z.mul_(t)
-            z.sigmoid_()
-            slope.addcmul_(z * (1 - z), s[i])
-        return grad_out * slope.mul_(t), None, None, None, None
 
 
 def kmeans_boundaries(
@@ -196,32 +161,13 @@ class SigmoidQuantizer(WeightQuantizer):
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return self.hard(weight)
-        if use_triton(weight):  # CUDA: one fused kernel each way (quant/kernels_triton.py)
-            from .kernels_triton import kernel_passes, sigmoid_quantize_triton
+        # Triton on CUDA, a compiled kernel on the CPU, else torch ops (sigmoid_backends.py)
+        return sigmoid_quantize(weight, self.sigmoid_args())
 
-            args = (weight, self.alpha, self.beta, self.positions, self.heights,
-                    self.temperature, self.levels[0], self.gradient == "reference")
-            if kernel_passes(*args):  # checked against torch on first use (kernel_check)
-                return sigmoid_quantize_triton(*args)
-        if self.positions.numel() == 1:  # binary
-            # one pass each way on the CPU when the kernel builds, else the fewest torch ops
-            fn = binary_sigmoid_cpu if use_cpu_kernel(weight) else binary_sigmoid
-            return fn(
-                weight, self.alpha, self.beta, self.positions[0], self.heights[0],
-                self.temperature, self.levels[0],
-                self.gradient == "reference",
-            )
-        if use_multilevel_cpu(weight, self.positions):  # 2 to 8 bits on the CPU
-            return multilevel_sigmoid_cpu(
-                weight, self.alpha, self.beta, self.positions, self.heights, self.temperature,
-                self.levels[0], self.gradient == "reference",
-            )
-        alpha, beta = self._scales(weight)
-        x = beta.to(weight.dtype) * weight
-        soft = _SoftStaircase.apply(
-            x, self.positions, self.heights, self.temperature, self.gradient == "reference"
-        )
-        return alpha.to(weight.dtype) * (soft + self.levels[0].to(weight.dtype))
+    def sigmoid_args(self) -> SigmoidArgs:
+        """The arguments of the training-mode function beside the weight."""
+        return SigmoidArgs(self.alpha, self.beta, self.positions, self.heights,
+                           self.temperature, self.levels[0], self.gradient == "reference")
 
     def soft(self, weight: torch.Tensor) -> torch.Tensor:
         """The training-mode (sigmoid) output regardless of mode."""
