@@ -2,33 +2,30 @@
 
        Q(w) = alpha * (h * sigmoid(T * (beta * w - b)) + q0)
 
-   Built at first use by spikequant/_cpu_kernels.py (`cc -O3 -march=native -fopenmp`) and
-   called through ctypes by quant/cpu_kernel.py. The flattened weight is cut into `parts`
-   equal ranges, shared out among OpenMP threads; torch loaded its libgomp first, so these are
-   torch's own intra-op threads (torch.set_num_threads). Each part sums its alpha and beta
-   gradients into its own slot, and the caller adds the slots in order: the result does not
-   depend on which thread ran what.
-   alpha and beta hold one value per row of `row_len` weights (per output channel), or one
-   value for the whole tensor (`rows_share_scale`). exp is exp_poly.h's. */
+   with the one step position b = positions[0] and height h = heights[0] of a `sigmoid_args`
+   record (sigmoid_args.h: the arguments, and the split of the weight over threads). Built at
+   first use by spikequant/_cpu_kernels.py (`cc -O3 -march=native -fopenmp`) and called through
+   ctypes by quant/compiled_sigmoid.py. exp is exp_poly.h's. */
 
 #include <stdint.h>
-#include <string.h>
 
-#include "exp_poly.h"
+#include "sigmoid_args.h"
 
 #define BLOCK 2048 /* sums run in float over a block, then in double across blocks */
 
-static inline float sigmoid(float x) { return 1.0f / (1.0f + exp_poly(-x)); }
-
 /* q[i] = alpha * (h * sigmoid(t * (beta * w[i] - b)) + q0) for i in [start, end) */
-static void forward_range(const float *restrict w, float *restrict q, int64_t start,
-                          int64_t end, int64_t row_len, const float *alpha, const float *beta,
-                          int rows_share_scale, float b, float h, float t, float q0) {
+static void forward_range(const sigmoid_args *a, int64_t start, int64_t end, double *unused_a,
+                          double *unused_b) {
+    (void)unused_a;
+    (void)unused_b;
+    const float *restrict w = a->w;
+    float *restrict q = a->q;
+    const float t = a->t, b = a->positions[0], h = a->heights[0];
     for (int64_t lo = start; lo < end;) {
-        int64_t row = rows_share_scale ? 0 : lo / row_len;
-        int64_t hi = rows_share_scale ? end : (row + 1) * row_len;
-        if (hi > end) hi = end;
-        const float tb = t * beta[row], tbb = t * b, ah = alpha[row] * h, aq = alpha[row] * q0;
+        int64_t row;
+        const int64_t hi = row_end(a, lo, end, &row);
+        const float tb = t * a->beta[row], tbb = t * b, ah = a->alpha[row] * h,
+                    aq = a->alpha[row] * a->q0;
 #pragma omp simd
         for (int64_t i = lo; i < hi; i++) q[i] = ah * sigmoid(tb * w[i] - tbb) + aq;
         lo = hi;
@@ -39,23 +36,23 @@ static void forward_range(const float *restrict w, float *restrict q, int64_t st
    (reference = 0) or of the T = 1 sigmoid, sigmoid(beta * w - b) (reference = 1, Quantization
    Networks' gradient). Per row it adds to
        sum_alpha[row] += sum g * (h * sigmoid(T (beta w - b)) + q0)       (dQ/dalpha)
-       sum_beta[row]  += sum g * sigmoid'(.) * w        (times alpha h T: dQ/dbeta)
+       sum_beta[row]  += h * sum g * sigmoid'(.) * w    (times alpha T: dQ/dbeta)
    The reference gradient takes the alpha sum from q = Q(w) (q / alpha), saving a second exp;
    a row whose alpha is 0 recomputes the sigmoid instead. */
-static void backward_range(const float *restrict w, const float *restrict g,
-                           const float *restrict q, float *restrict gw, int64_t start,
-                           int64_t end, int64_t row_len, const float *alpha, const float *beta,
-                           int rows_share_scale, float b, float h, float t, float q0,
-                           int reference, double *sum_alpha, double *sum_beta) {
+static void backward_range(const sigmoid_args *a, int64_t start, int64_t end, double *sum_alpha,
+                           double *sum_beta) {
+    const float *restrict w = a->w, *restrict g = a->g, *restrict q = a->q;
+    float *restrict gw = a->gw;
+    const float t = a->t, b = a->positions[0], h = a->heights[0], q0 = a->q0;
+    const int reference = a->reference;
     for (int64_t lo = start; lo < end;) {
-        int64_t row = rows_share_scale ? 0 : lo / row_len;
-        int64_t hi = rows_share_scale ? end : (row + 1) * row_len;
-        if (hi > end) hi = end;
-        const float a = alpha[row], be = beta[row];
-        const float scale = a * h * t * be;
+        int64_t row;
+        const int64_t hi = row_end(a, lo, end, &row);
+        const float al = a->alpha[row], be = a->beta[row];
+        const float scale = al * h * t * be;
         const float tb = t * be, tbb = t * b;
-        const int alpha_from_q = reference && a != 0.0f;
-        const float inv_a = alpha_from_q ? 1.0f / a : 0.0f;
+        const int alpha_from_q = reference && al != 0.0f;
+        const float inv_a = alpha_from_q ? 1.0f / al : 0.0f;
         double acc_alpha = 0.0, acc_beta = 0.0;
         for (int64_t b0 = lo; b0 < hi; b0 += BLOCK) {
             int64_t b1 = b0 + BLOCK < hi ? b0 + BLOCK : hi;
@@ -93,29 +90,11 @@ static void backward_range(const float *restrict w, const float *restrict g,
             acc_beta += sb;
         }
         sum_alpha[row] += acc_alpha;
-        sum_beta[row] += acc_beta;
+        sum_beta[row] += acc_beta * h;
         lo = hi;
     }
 }
 
-void bsq_forward(const float *w, float *q, int64_t n, int64_t row_len, const float *alpha,
-                 const float *beta, int rows_share_scale, float b, float h, float t, float q0,
-                 int parts) {
-#pragma omp parallel for schedule(static, 1) num_threads(parts) if (parts > 1)
-    for (int part = 0; part < parts; part++)
-        forward_range(w, q, part_edge(n, part, parts), part_edge(n, part + 1, parts), row_len,
-                      alpha, beta, rows_share_scale, b, h, t, q0);
-}
+void bsq_forward(const sigmoid_args *a) { run_in_parts(a, forward_range); }
 
-/* sums: [parts][2][rows] doubles, zeroed by the caller; slot [p][0] gets part p's alpha sums,
-   [p][1] its beta sums */
-void bsq_backward(const float *w, const float *g, const float *q, float *gw, int64_t n,
-                  int64_t row_len, const float *alpha, const float *beta, int rows_share_scale,
-                  float b, float h, float t, float q0, int reference, int parts, double *sums) {
-    const int64_t rows = rows_share_scale ? 1 : n / row_len;
-#pragma omp parallel for schedule(static, 1) num_threads(parts) if (parts > 1)
-    for (int part = 0; part < parts; part++)
-        backward_range(w, g, q, gw, part_edge(n, part, parts), part_edge(n, part + 1, parts),
-                       row_len, alpha, beta, rows_share_scale, b, h, t, q0, reference,
-                       sums + (int64_t)part * 2 * rows, sums + ((int64_t)part * 2 + 1) * rows);
-}
+void bsq_backward(const sigmoid_args *a) { run_in_parts(a, backward_range); }

@@ -2,56 +2,25 @@
 
        Q(w) = alpha * (sum_i h_i * sigmoid(T * (beta * w - b_i)) + q0)
 
-   with `steps` step positions b_i and heights h_i. Built and loaded like binary_sigmoid.c (see
-   spikequant/_cpu_kernels.py), called through ctypes by quant/multilevel_cpu.py with one
-   `msq_args` record (the Structure there mirrors it field by field). The weights are taken
-   BLOCK at a time: the loop over the steps runs outside, the loop over the block's weights
-   inside, so each step is one vectorised pass over a block that stays in L1.
-
-   The flattened weight is cut into `parts` equal ranges, one an OpenMP thread (torch's own
-   intra-op threads, as torch loaded libgomp first). Each part adds its alpha and beta sums into
-   its own slot and the caller adds the slots in order, so results do not depend on which thread
-   ran what. alpha and beta hold one value per row of `row_len` weights (one per output
-   channel), or one value for the whole tensor (`rows_share_scale`). */
+   with the `steps` step positions b_i and heights h_i of a `sigmoid_args` record
+   (sigmoid_args.h: the arguments, and the split of the weight over threads). Built and loaded
+   like binary_sigmoid.c, called through ctypes by quant/compiled_sigmoid.py. The weights are
+   taken BLOCK at a time: the loop over the steps runs outside, the loop over the block's
+   weights inside, so each step is one vectorised pass over a block that stays in L1. */
 
 #include <stdint.h>
 
-#include "exp_poly.h"
+#include "sigmoid_args.h"
 
 #define BLOCK 1024
-#define MAX_STEPS 255 /* 8 bits */
-
-typedef struct {
-    const float *w;       /* [n] weights */
-    float *q;             /* [n] forward: the output; backward: the forward's output */
-    const float *g;       /* [n] backward: dL/dQ */
-    float *gw;            /* [n] backward: dL/dw */
-    int64_t n, row_len;
-    const float *alpha, *beta; /* [rows] or [1] */
-    int rows_share_scale;
-    const float *positions;     /* [steps] b_i, ascending */
-    const float *heights;       /* [steps] h_i */
-    const float *exp_positions; /* [steps] exp(b_i) for the reference gradient's T = 1
-                                   sigmoids, or NULL: one exp a step instead */
-    int steps;
-    float t, q0;
-    int reference; /* 1: Quantization Networks' gradient (T = 1 sigmoids, times T) */
-    int parts;
-    double *sums; /* backward: [parts][2][rows], zeroed by the caller */
-} msq_args;
-
-static inline float sigmoid(float x) { return 1.0f / (1.0f + exp_poly(-x)); }
-
-static inline int64_t row_end(const msq_args *a, int64_t lo, int64_t end, int64_t *row) {
-    *row = a->rows_share_scale ? 0 : lo / a->row_len;
-    int64_t hi = a->rows_share_scale ? end : (*row + 1) * a->row_len;
-    return hi > end ? end : hi;
-}
 
 /* the sigmoids' argument is T * (x - b_i) with x = beta * w, in that order (as the torch path):
    at 8 bits x and b_i reach 127 and T 1000, where T * x - T * b_i would lose the digits that
    matter */
-static void forward_range(const msq_args *a, int64_t start, int64_t end) {
+static void forward_range(const sigmoid_args *a, int64_t start, int64_t end, double *unused_a,
+                          double *unused_b) {
+    (void)unused_a;
+    (void)unused_b;
     const float t = a->t;
     float acc[BLOCK], x[BLOCK];
     for (int64_t lo = start; lo < end;) {
@@ -83,7 +52,7 @@ static void forward_range(const msq_args *a, int64_t start, int64_t end) {
    exp_poly clamps its input, so the product is never 0 * inf and saturates to the right end).
    Per row:  sum_alpha += sum g * (Q / alpha)          (dQ/dalpha; recomputed where alpha = 0)
              sum_beta  += sum g * slope * w            (times alpha T: dQ/dbeta) */
-static void backward_range(const msq_args *a, int64_t start, int64_t end, double *sum_alpha,
+static void backward_range(const sigmoid_args *a, int64_t start, int64_t end, double *sum_alpha,
                            double *sum_beta) {
     const float t = a->t;
     float slope[BLOCK], soft[BLOCK], e[BLOCK], x[BLOCK];
@@ -166,19 +135,6 @@ static void backward_range(const msq_args *a, int64_t start, int64_t end, double
     }
 }
 
-void msq_forward(const msq_args *a) {
-    const int parts = a->parts;
-#pragma omp parallel for schedule(static, 1) num_threads(parts) if (parts > 1)
-    for (int part = 0; part < parts; part++)
-        forward_range(a, part_edge(a->n, part, parts), part_edge(a->n, part + 1, parts));
-}
+void msq_forward(const sigmoid_args *a) { run_in_parts(a, forward_range); }
 
-void msq_backward(const msq_args *a) {
-    const int parts = a->parts;
-    const int64_t rows = a->rows_share_scale ? 1 : a->n / a->row_len;
-#pragma omp parallel for schedule(static, 1) num_threads(parts) if (parts > 1)
-    for (int part = 0; part < parts; part++)
-        backward_range(a, part_edge(a->n, part, parts), part_edge(a->n, part + 1, parts),
-                       a->sums + (int64_t)part * 2 * rows,
-                       a->sums + ((int64_t)part * 2 + 1) * rows);
-}
+void msq_backward(const sigmoid_args *a) { run_in_parts(a, backward_range); }
