@@ -186,14 +186,7 @@ def packed_model_bytes(
 
     The file is serialized in memory (not written) to measure it.
 
-    Args:
-        model: the network, as for `save_packed`.
-        metadata: what to store in the header alongside the network (e.g. `run_metadata`),
-            a JSON-able dict (other values are stored as their text); load_packed returns it.
-            None (the default): {}.
-        float_dtype: "float32" (the default) or "float16": the dtype the float parts (batch
-            norm, biases, PLIF parameters, unquantized layers) are stored in; float16 halves
-            them (lossy). Integer buffers keep their dtype; scales and level sets stay float32.
+    `model`, `metadata` and `float_dtype` are those of `serialize_packed`.
     """
     return len(serialize_packed(model, metadata, float_dtype))
 
@@ -204,22 +197,12 @@ def save_packed(
     metadata: dict | None = None,
     float_dtype: str = "float32",
 ) -> int:
-    """Write `model` as a packed model file (atomically); returns the bytes written.
+    """Write `model` as a packed model file (atomically); returns the bytes written. `model`,
+    `metadata` and `float_dtype` are those of `serialize_packed`, which makes the bytes.
 
     Args:
-        model: the network, quantized or not (its quantized weights are stored as packed
-            codes, everything else inference reads as floats).
         path: the file to write (its folder is created when missing); one already there is
             replaced.
-        metadata: what to store in the header alongside the network (e.g. `run_metadata`),
-            a JSON-able dict (other values are stored as their text); load_packed returns it.
-            None (the default): {}.
-        float_dtype: "float32" (the default) or "float16": the dtype the float parts (batch
-            norm, biases, PLIF parameters, unquantized layers) are stored in; float16 halves
-            them (lossy). Integer buffers keep their dtype; scales and level sets stay float32.
-
-    Raises:
-        ValueError: `float_dtype` is neither "float32" nor "float16".
     """
     data = serialize_packed(model, metadata, float_dtype)
     atomic_write_bytes(path, data)

@@ -15,7 +15,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .._cpu_kernels import SOURCES, CompiledKernel, double_p, float_p, parts, ptr
-from .functional import kernel_buffers, save_for_kernel_backward
+from .functional import kernel_backward_inputs, kernel_buffers, save_for_kernel_backward
 from .surrogate import kernel_code
 
 _i64, _int, _f32 = ctypes.c_int64, ctypes.c_int, ctypes.c_float
@@ -44,9 +44,8 @@ class _LIFMultiStepCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
                 store_v_seq):
-        x, v0, h_seq, spikes, v_out = kernel_buffers(x_seq, v0, store_v_seq)
-        steps, n = x.shape[0], x[0].numel()
-        rest = 0.0 if v_reset is None else float(v_reset)
+        x, v0, h_seq, spikes, v_out, steps, n, rest = kernel_buffers(x_seq, v0, v_reset,
+                                                                     store_v_seq)
         if n > 0:
             KERNEL.lib.lif_forward(ptr(x), ptr(v0), ptr(h_seq), ptr(spikes), ptr(v_out), n,
                                    steps, float(k), float(threshold), rest, int(decay_input),
@@ -58,12 +57,9 @@ class _LIFMultiStepCPU(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_spikes, grad_v):
-        h_seq, v0, k_tensor, x_saved = ctx.saved_tensors
-        threshold, rest, soft, decay_input, detach, kind, alpha, store_v = ctx.settings
-        steps, n = h_seq.shape[0], h_seq[0].numel()
+        (h_seq, v0, k_tensor, x_saved, threshold, rest, soft, decay_input, detach, kind, alpha,
+         store_v, steps, n, want_k, want_v0) = kernel_backward_inputs(ctx)
         k = float(k_tensor) if k_tensor is not None else ctx.k
-        want_k = k_tensor is not None and ctx.needs_input_grad[2]
-        want_v0 = v0 is not None and ctx.needs_input_grad[1]
         grad_s = grad_spikes.contiguous() if grad_spikes is not None else None
         grad_v = grad_v.contiguous() if grad_v is not None else None
         grad_x = torch.empty_like(h_seq)

@@ -24,6 +24,8 @@ while the backward pass stays the float one: a straight-through gradient.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -156,14 +158,18 @@ def _decay_slope(t, h_seq, fired_prev, v0, x_seq, threshold, v_reset, rest):
 
 
 
-def kernel_buffers(x_seq: torch.Tensor, v0: torch.Tensor | None, store_v_seq: bool):
-    """What a fused kernel's forward (Triton or CPU) reads and writes, the arguments of
-    `_LIFMultiStep`: (contiguous input, contiguous v0 or None, fresh h, spikes and v buffers;
-    v is [T, ...] when `store_v_seq`, one step otherwise)."""
+def kernel_buffers(x_seq: torch.Tensor, v0: torch.Tensor | None, v_reset: float | None,
+                   store_v_seq: bool):
+    """What a fused kernel's forward (Triton or CPU) reads and writes, from the arguments of
+    `_LIFMultiStep`: (contiguous input, contiguous v0 or None, fresh h, spikes and v buffers
+    (v is [T, ...] when `store_v_seq`, one step otherwise), T, neurons a step, the reset
+    potential (0.0 for a soft reset))."""
     x = x_seq.contiguous()
     v_out = torch.empty_like(x) if store_v_seq else torch.empty_like(x[0])
     v0 = v0.contiguous() if v0 is not None else None
-    return x, v0, torch.empty_like(x), torch.empty_like(x), v_out
+    rest = 0.0 if v_reset is None else float(v_reset)
+    return (x, v0, torch.empty_like(x), torch.empty_like(x), v_out, x.shape[0], x[0].numel(),
+            rest)
 
 
 def save_for_kernel_backward(ctx, x, h_seq, v0, k, threshold, v_reset, decay_input,
@@ -180,6 +186,37 @@ def save_for_kernel_backward(ctx, x, h_seq, v0, k, threshold, v_reset, decay_inp
     rest = 0.0 if v_reset is None else float(v_reset)
     ctx.settings = (float(threshold), rest, v_reset is None, decay_input, detach_reset, kind,
                     float(alpha), store_v_seq)
+
+
+class KernelBackwardInputs(NamedTuple):
+    """What a fused kernel's backward starts from: `save_for_kernel_backward`'s tensors and
+    settings, the sizes, and which of the decay's and v0's gradients are wanted."""
+
+    h_seq: torch.Tensor
+    v0: torch.Tensor | None
+    k_tensor: torch.Tensor | None
+    x_saved: torch.Tensor | None
+    threshold: float
+    rest: float
+    soft: bool
+    decay_input: bool
+    detach: bool
+    kind: str
+    alpha: float
+    store_v: bool
+    steps: int
+    n: int
+    want_k: bool
+    want_v0: bool
+
+
+def kernel_backward_inputs(ctx) -> KernelBackwardInputs:
+    """The inverse of `save_for_kernel_backward`, in a fused kernel's backward."""
+    h_seq, v0, k_tensor, x_saved = ctx.saved_tensors
+    return KernelBackwardInputs(
+        h_seq, v0, k_tensor, x_saved, *ctx.settings, steps=h_seq.shape[0], n=h_seq[0].numel(),
+        want_k=k_tensor is not None and ctx.needs_input_grad[2],
+        want_v0=v0 is not None and ctx.needs_input_grad[1])
 
 
 def check_sequence(x_seq: torch.Tensor, v0: torch.Tensor | None) -> torch.Tensor:

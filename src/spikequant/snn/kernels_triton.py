@@ -21,7 +21,7 @@ import triton
 import triton.language as tl
 from torch.autograd.function import once_differentiable
 
-from .functional import kernel_buffers, save_for_kernel_backward
+from .functional import kernel_backward_inputs, kernel_buffers, save_for_kernel_backward
 from .surrogate import SurrogateKernel, kernel_code
 
 BLOCK = 512
@@ -184,9 +184,8 @@ class _LIFMultiStepTriton(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
                 store_v_seq):
-        x, v0, h_seq, spikes, v_out = kernel_buffers(x_seq, v0, store_v_seq)
-        steps, n = x.shape[0], x[0].numel()
-        rest = 0.0 if v_reset is None else float(v_reset)
+        x, v0, h_seq, spikes, v_out, steps, n, rest = kernel_buffers(x_seq, v0, v_reset,
+                                                                     store_v_seq)
         k_ptr, k_value, k_from_ptr = _decay_args(k, x)
         if n > 0:
             _lif_forward_kernel[_grid(n)](
@@ -202,12 +201,9 @@ class _LIFMultiStepTriton(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_spikes, grad_v):
-        h_seq, v0, k_tensor, x_saved = ctx.saved_tensors
-        threshold, rest, soft, decay_input, detach, kind, alpha, store_v = ctx.settings
-        steps, n = h_seq.shape[0], h_seq[0].numel()
+        (h_seq, v0, k_tensor, x_saved, threshold, rest, soft, decay_input, detach, kind, alpha,
+         store_v, steps, n, want_k, want_v0) = kernel_backward_inputs(ctx)
         k = k_tensor if k_tensor is not None else ctx.k
-        want_k = k_tensor is not None and ctx.needs_input_grad[2]
-        want_v0 = v0 is not None and ctx.needs_input_grad[1]
         grad_s = grad_spikes.contiguous() if grad_spikes is not None else torch.zeros_like(h_seq)
         grad_x = torch.empty_like(h_seq)
         grad_v0 = torch.empty_like(h_seq[0]) if want_v0 else None
