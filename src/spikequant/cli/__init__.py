@@ -1,5 +1,6 @@
-"""The `spikequant` command. Each subcommand lives in its own module with
-`register(subparsers)`, which adds its parser and sets `func` to the function that runs it."""
+"""The `spikequant` command. Each subcommand lives in its own module, NAME_cmd.py, with
+`PARSER` (the keywords of its `add_parser`: help, description, ...; or `parser_options()`
+where they are made when the parser is built), `add_arguments(parser)` and `run(args)`."""
 
 from __future__ import annotations
 
@@ -60,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spikequant {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}_cmd").register(sub)
+        command = importlib.import_module(f"{__name__}.{name}_cmd")
+        options = (command.parser_options() if hasattr(command, "parser_options")
+                   else command.PARSER)
+        p = sub.add_parser(name, **options)
+        command.add_arguments(p)
+        p.set_defaults(func=command.run)
     for command in sub.choices.values():  # train's comes from TrainConfig
         if "--plugin" not in command._option_string_actions:
             command.add_argument("--plugin", action="append", metavar="MODULE", dest="plugins",

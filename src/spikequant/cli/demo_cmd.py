@@ -20,18 +20,19 @@ DEMO_EPOCHS = 8  # the float network's
 DEMO_FINE_TUNE_EPOCHS = 3  # each binary network's, from the float one
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="train a float SNN on ndigits, then fine-tune binary ones from it (offline)",
-        description="The offline end-to-end demo: generates the ndigits event dataset "
-        "(scikit-learn's handwritten digits seen by a simulated event camera), trains a "
-        "float SNN, fine-tunes a binary SNN with the sigmoid quantizer and one with "
-        "sign+STE from it (train --init-from), and prints test accuracy, drop against "
-        "float, memory savings and time. Every run uses `spikequant train`'s defaults. "
-        "Finished runs in OUT are reused; about 2.5 minutes on two CPU cores.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+PARSER = {
+    "help": "train a float SNN on ndigits, then fine-tune binary ones from it (offline)",
+    "description": "The offline end-to-end demo: generates the ndigits event dataset "
+    "(scikit-learn's handwritten digits seen by a simulated event camera), trains a "
+    "float SNN, fine-tunes a binary SNN with the sigmoid quantizer and one with "
+    "sign+STE from it (train --init-from), and prints test accuracy, drop against "
+    "float, memory savings and time. Every run uses `spikequant train`'s defaults. "
+    "Finished runs in OUT are reused; about 2.5 minutes on two CPU cores.",
+    "formatter_class": argparse.ArgumentDefaultsHelpFormatter,
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "-o", default="runs/demo", help="folder for the three runs")
     p.add_argument("--epochs", "-e", type=positive_int, default=DEMO_EPOCHS,
                    help="epochs of the float network")
@@ -43,7 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "~/.cache/spikequant/data)")
     p.add_argument("--device", default="cpu", type=device, help="cpu, cuda or cuda:N")
     p.add_argument("--fresh", action="store_true", help="retrain even if OUT holds finished runs")
-    p.set_defaults(func=run)
 
 
 def demo_config(args: argparse.Namespace, quantizer: str, bits: int):

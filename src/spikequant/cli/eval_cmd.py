@@ -6,18 +6,17 @@ import argparse
 
 from ._common import add_evaluation_args, report_accuracy
 
+PARSER = {
+    "help": "evaluate a checkpoint",
+    "description": "Evaluate a training checkpoint (eval mode: every weight exactly at its "
+    "quantization level) on a dataset split. Dataset, time steps and data folder "
+    "default to the ones the run was trained with.",
+}
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "eval",
-        help="evaluate a checkpoint",
-        description="Evaluate a training checkpoint (eval mode: every weight exactly at its "
-        "quantization level) on a dataset split. Dataset, time steps and data folder "
-        "default to the ones the run was trained with.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", "-c", required=True, help="DIR/last.pt or DIR/best.pt")
     add_evaluation_args(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

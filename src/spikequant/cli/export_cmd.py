@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
+PARSER = {
+    "help": "write a checkpoint as a packed low-bit model file",
+    "description": "Write the eval-mode network of a training checkpoint as a packed model "
+    "file: each quantized weight as its level index, bit-packed at ceil(log2 L) bits "
+    "(1 bit for binary), one float32 scale a layer (or output channel) and the level "
+    "set; batch norm, biases and PLIF time constants as float32 (or float16). The "
+    "container is safetensors with JSON metadata (architecture, run settings, per-layer "
+    "bits and levels) and a SHA-256 checked at load. `spikequant infer --model FILE` "
+    "evaluates it; prints the memory report.",
+}
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export",
-        help="write a checkpoint as a packed low-bit model file",
-        description="Write the eval-mode network of a training checkpoint as a packed model "
-        "file: each quantized weight as its level index, bit-packed at ceil(log2 L) bits "
-        "(1 bit for binary), one float32 scale a layer (or output channel) and the level "
-        "set; batch norm, biases and PLIF time constants as float32 (or float16). The "
-        "container is safetensors with JSON metadata (architecture, run settings, per-layer "
-        "bits and levels) and a SHA-256 checked at load. `spikequant infer --model FILE` "
-        "evaluates it; prints the memory report.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", "-c", required=True, help="DIR/last.pt or DIR/best.pt")
     p.add_argument("--out", "-o", required=True, help="packed model file to write (e.g. model.sqp)")
     p.add_argument(
@@ -31,7 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", "-f", action="store_true",
                    help="replace --out / --nir if they exist (never the checkpoint itself)")
     p.add_argument("--json", action="store_true", help="print the memory report as JSON")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,19 +6,19 @@ import argparse
 
 from ._common import add_evaluation_args, report_accuracy
 
+PARSER = {
+    "help": "evaluate a packed model file",
+    "description": "Evaluate a packed model file (written by `spikequant export`) on a "
+    "dataset split, from the file alone: the network is rebuilt from the file's "
+    "architecture with the weights scale * levels[codes]. Gives the same accuracy as "
+    "`spikequant eval` on the checkpoint it came from. A network trained with "
+    "--state-bits runs integer-only (see --integer), which is how it was evaluated. "
+    "Dataset, time steps and data folder default to the training run's, stored in the "
+    "file.",
+}
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "infer",
-        help="evaluate a packed model file",
-        description="Evaluate a packed model file (written by `spikequant export`) on a "
-        "dataset split, from the file alone: the network is rebuilt from the file's "
-        "architecture with the weights scale * levels[codes]. Gives the same accuracy as "
-        "`spikequant eval` on the checkpoint it came from. A network trained with "
-        "--state-bits runs integer-only (see --integer), which is how it was evaluated. "
-        "Dataset, time steps and data folder default to the training run's, stored in the "
-        "file.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", required=True, help="packed model file")
     p.add_argument(
         "--integer",
@@ -39,7 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "state bits the file was trained with]",
     )
     add_evaluation_args(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,20 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
+PARSER = {
+    "help": "list the registered networks (input shape, time steps, classes, parameters)",
+    "description": "List every network `spikequant train --dataset NAME` can build: its input "
+    "shape (channels x height x width per time step), default number of time steps T, "
+    "number of classes, number of parameters of the float network (convolution and "
+    "linear weights, batch norm, PLIF time constants) and a short description. All are "
+    "the PLIF convolutional networks of Fang et al. 2021; in Python, "
+    "spikequant.models.build(NAME, quantizer, bits, **overrides) makes one.",
+}
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "models",
-        help="list the registered networks (input shape, time steps, classes, parameters)",
-        description="List every network `spikequant train --dataset NAME` can build: its input "
-        "shape (channels x height x width per time step), default number of time steps T, "
-        "number of classes, number of parameters of the float network (convolution and "
-        "linear weights, batch norm, PLIF time constants) and a short description. All are "
-        "the PLIF convolutional networks of Fang et al. 2021; in Python, "
-        "spikequant.models.build(NAME, quantizer, bits, **overrides) makes one.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    p.set_defaults(func=run)
 
 
 def _rows() -> list[dict]:

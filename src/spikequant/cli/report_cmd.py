@@ -9,18 +9,18 @@ from ..quant import quantizer_names
 from ._common import add_device_arg, check_inference_memory, quantizer_help
 from .argtypes import positive_int
 
+PARSER = {
+    "help": "memory (and SynOps / energy) report of a network",
+    "description": "Per layer: weights, bits and bytes of the packed model file; the float "
+    "parts (batch norm, biases, PLIF); totals: fp32 bytes, bytes on disk, saving ratio. "
+    "The network comes from a checkpoint, a packed file, or a registered architecture "
+    "(random weights: sizes do not depend on the values). With --synops it also runs "
+    "the network on data and reports synaptic operations from the measured spikes and "
+    "an energy estimate (45 nm costs, Horowitz 2014), float32 against quantized weights.",
+}
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "report",
-        help="memory (and SynOps / energy) report of a network",
-        description="Per layer: weights, bits and bytes of the packed model file; the float "
-        "parts (batch norm, biases, PLIF); totals: fp32 bytes, bytes on disk, saving ratio. "
-        "The network comes from a checkpoint, a packed file, or a registered architecture "
-        "(random weights: sizes do not depend on the values). With --synops it also runs "
-        "the network on data and reports synaptic operations from the measured spikes and "
-        "an energy estimate (45 nm costs, Horowitz 2014), float32 against quantized weights.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", "-c", help="training checkpoint (DIR/last.pt)")
     src.add_argument("--model", "-m", help="packed model file (from spikequant export)")
@@ -43,7 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--batch-size", "-b", type=positive_int, default=16)
     add_device_arg(p)
     p.add_argument("--json", action="store_true", help="print the report(s) as JSON")
-    p.set_defaults(func=run)
 
 
 def _load(args: argparse.Namespace):

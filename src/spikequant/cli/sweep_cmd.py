@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+PARSER = {
+    "help": "run a grid of dataset x quantizer x bits x seeds",
+    "description": "Run every combination in a TOML file's [sweep] table (datasets, quantizers, "
+    "bits, seeds, out) with the settings of its [train] table. Finished runs are "
+    "skipped and partial ones resumed, so an interrupted sweep is continued by "
+    "running it again. Writes OUT/results.csv (one row a run), OUT/results.md "
+    "(mean ± std over seeds, drop against float, memory savings) and "
+    "OUT/accuracy_vs_bits.png.",
+    "epilog": "Example: spikequant sweep --config configs/ndigits/sweep.toml",
+}
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "sweep",
-        help="run a grid of dataset x quantizer x bits x seeds",
-        description="Run every combination in a TOML file's [sweep] table (datasets, quantizers, "
-        "bits, seeds, out) with the settings of its [train] table. Finished runs are "
-        "skipped and partial ones resumed, so an interrupted sweep is continued by "
-        "running it again. Writes OUT/results.csv (one row a run), OUT/results.md "
-        "(mean ± std over seeds, drop against float, memory savings) and "
-        "OUT/accuracy_vs_bits.png.",
-        epilog="Example: spikequant sweep --config configs/ndigits/sweep.toml",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", required=True, metavar="FILE", help="sweep TOML file")
     p.add_argument("--out", "-o", default=None, help="override the [sweep] out folder")
     p.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

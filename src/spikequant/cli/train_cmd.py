@@ -18,21 +18,25 @@ SHOWN = ("dataset", "quantizer", "bits", "test_accuracy", "best_test_accuracy",
          "memory_savings", "train_seconds")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train an SNN at a chosen weight precision",
-        description=textwrap.fill(
+def parser_options() -> dict:
+    """add_parser's keywords, made when the parser is built (after --plugin imports, so that
+    the epilog lists the options of the components they register)."""
+    return {
+        "help": "train an SNN at a chosen weight precision",
+        "description": textwrap.fill(
             "Train a spiking network with quantized weights (quantization-aware training). "
             "Writes OUT/metrics.json, OUT/log.csv (one row an epoch), OUT/last.pt (resumable) "
             "and OUT/best.pt. Settings come from the defaults, then --config FILE ([train] "
             "table of a TOML file), then the flags given.", 88),
-        epilog=textwrap.fill(
+        "epilog": textwrap.fill(
             _config_only_help() + " Example: spikequant train --dataset ndigits --quantizer "
             "sigmoid --bits 1 --epochs 15 --batch-size 64 --lr 2e-3 --out runs/bin", 88)
         + "\n\n" + component_options_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE",
                    help="TOML file with a [train] table of settings (`extends = \"FILE\"` at "
                    "its top takes another file's settings first)")
@@ -41,7 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         flag = flag_of(f)
         if flag is not None:
             add_setting(groups[f.metadata["group"]], f)
-    p.set_defaults(func=run)
 
 
 def _config_only_help() -> str:
