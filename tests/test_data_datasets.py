@@ -11,6 +11,19 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from _writers import (
+    aedat31_packet,
+    make_cifar_aedat4,
+    make_gesture_npy,
+    make_ncaltech,
+    make_nmnist,
+    polarity_word,
+    random_events,
+    write_aedat2,
+    write_aedat31,
+    write_atis_bin,
+    write_gesture_labels,
+)
 from spikequant.data import (
     DATASETS,
     CorruptEventFile,
@@ -20,78 +33,11 @@ from spikequant.data import (
     default_data_dir,
     get_dataset,
 )
-from spikequant.data.registry import CIFAR10_CLASSES, NCALTECH101_CLASSES, DatasetInfo
-from test_data_formats import (
-    aedat4_event_packet,
-    aedat31_packet,
-    polarity_word,
-    random_events,
-    write_aedat2,
-    write_aedat4,
-    write_aedat31,
-    write_atis_bin,
-    write_gesture_labels,
-    write_gesture_npy,
-)
+from spikequant.data.registry import NCALTECH101_CLASSES, DatasetInfo
 
 QUIET = {"progress": False}
 
 pytestmark = pytest.mark.usefixtures("quiet_partial_datasets")
-
-
-def make_nmnist(root: Path, per_class: int = 2) -> dict[str, int]:
-    """root/NMNIST/{Train,Test}/<digit>/*.bin; returns events per file."""
-    counts = {}
-    for folder in ("Train", "Test"):
-        for digit in range(10):
-            for k in range(per_class):
-                n = 30 + 7 * digit + k
-                path = root / "NMNIST" / folder / str(digit) / f"{k:05d}.bin"
-                write_atis_bin(path, *_xytp(random_events(n, 34, 34, seed=digit * 10 + k)))
-                counts[str(path)] = n
-    return counts
-
-
-def _xytp(events):
-    x, y, t, p = events
-    return x, y, t, p
-
-
-def make_ncaltech(root: Path, classes=("accordion", "Faces_easy", "yin_yang"), per_class=10):
-    sizes = {}
-    for c in classes:
-        for k in range(per_class):
-            w, h = 100 + 13 * k, 60 + 11 * k
-            x, y, t, p = random_events(80 + k, w, h, seed=k)
-            x, y = x + 20, y + 5  # recordings do not start at the sensor's corner
-            path = root / "NCALTECH101" / "Caltech101" / c / f"image_{k + 1:04d}.bin"
-            write_atis_bin(path, x, y, t, p)
-            sizes[str(path)] = len(t)
-    return sizes
-
-
-def make_cifar_aedat4(root: Path, per_class: int = 10) -> None:
-    for c in CIFAR10_CLASSES:
-        for k in range(per_class):
-            x, y, t, p = random_events(50 + k, 128, 128, seed=k)
-            write_aedat4(
-                root / "CIFAR10DVS" / c / f"cifar10_{c}_{k}.aedat4",
-                [aedat4_event_packet(t, x, y, p)],
-            )
-
-
-def make_gesture_npy(root: Path) -> None:
-    for folder, users in (("ibmGestureTrain", (1, 2)), ("ibmGestureTest", (24,))):
-        for user in users:
-            for label in range(11):
-                x, y, t, p = random_events(60, 128, 128, seed=label + user)
-                write_gesture_npy(
-                    root / "DVSGesture" / folder / f"user{user:02d}_led" / f"{label}.npy",
-                    x,
-                    y,
-                    p,
-                    t / 1000.0,
-                )
 
 
 # ---------------------------------------------------------------- registry

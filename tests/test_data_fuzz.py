@@ -2,7 +2,7 @@
 error (spikequant.errors.DataError, which CorruptEventFile is), never another exception.
 
 The inputs are random byte strings and mutations (bytes overwritten, cut, inserted) of valid
-files of each format, written by the fixture writers of test_data_formats.py; the mutations
+files of each format, written by the fixture writers of _writers.py; the mutations
 get past the magic lines and headers that random bytes almost never match."""
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spikequant import environment
-from spikequant.data.formats import quick_check, read_events, read_gesture_labels
-from test_data_formats import (
+from _writers import (
     aedat4_event_packet,
     aedat31_packet,
     gesture_aedat31,
@@ -30,6 +28,8 @@ from test_data_formats import (
     write_gesture_labels,
     write_gesture_npy,
 )
+from spikequant import environment
+from spikequant.data.formats import quick_check, read_events, read_gesture_labels
 
 # 200 examples a reader keeps the default suite fast; SPIKEQUANT_FUZZ_EXAMPLES=3000 digs deeper.
 FUZZ = settings(
@@ -189,7 +189,7 @@ def test_fuzz_inputs_reach_past_the_headers():
 def _aedat4_file(path: Path, description: str, packet_length: int | None = None) -> Path:
     import struct
 
-    from test_data_formats import aedat4_ioheader
+    from _writers import aedat4_ioheader
 
     header = aedat4_ioheader(0, description)
     out = b"#!AER-DAT4.0\r\n" + struct.pack("<I", len(header)) + header
@@ -200,8 +200,8 @@ def _aedat4_file(path: Path, description: str, packet_length: int | None = None)
 
 
 def test_aedat4_stream_id_that_is_not_a_number(tmp_path):
+    from _writers import AEDAT4_DESCRIPTION
     from spikequant.data.events import CorruptEventFile
-    from test_data_formats import AEDAT4_DESCRIPTION
 
     named = AEDAT4_DESCRIPTION.replace('node name="0"', 'node name="x"')
     path = _aedat4_file(tmp_path / "named.aedat4", named)
@@ -214,8 +214,8 @@ def test_aedat4_huge_claimed_length_allocates_nothing(tmp_path):
     allocated for it."""
     import tracemalloc
 
+    from _writers import AEDAT4_DESCRIPTION
     from spikequant.data.events import CorruptEventFile
-    from test_data_formats import AEDAT4_DESCRIPTION
 
     path = _aedat4_file(tmp_path / "huge.aedat4", AEDAT4_DESCRIPTION, packet_length=2**32 - 1)
     tracemalloc.start()

@@ -1,5 +1,5 @@
 """Each event-file reader against decoders written by other people, on the same files: the
-fixtures of test_data_formats.py and randomised files. The events must be identical.
+fixtures of _writers.py and randomised files. The events must be identical.
 
     format (dataset)                 independent decoders
     ATIS .bin (N-MNIST, N-Caltech101)   tonic.io.read_mnist_file; SpikingJelly load_ATIS_bin
@@ -29,8 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _helpers import SPIKINGJELLY_STUBS
-from spikequant.data.formats import read_events
-from test_data_formats import (
+from _writers import (
     AEDAT4_DESCRIPTION,
     aedat4_event_packet,
     aedat4_ioheader,
@@ -43,6 +42,7 @@ from test_data_formats import (
     write_atis_bin,
     write_gesture_npy,
 )
+from spikequant.data.formats import read_events
 
 CROSS = settings(max_examples=40, deadline=None)
 seeds = st.integers(0, 2**32 - 1)

@@ -19,9 +19,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from _helpers import one_line_error, run_cli, saved_checkpoint
+from _writers import make_ncaltech, make_nmnist, random_events, write_atis_bin
 from spikequant.data import CorruptEventFile, get_dataset
-from test_data_datasets import make_ncaltech, make_nmnist
-from test_data_formats import random_events, write_atis_bin
 
 QUIET = {"progress": False}
 

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from _helpers import one_line_error, run_cli, train_argv
+from _writers import make_nmnist
 from spikequant import environment
 from spikequant.errors import CacheUnavailableWarning, ConfigError
-from test_data_datasets import make_nmnist
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "quiet_partial_datasets")
 

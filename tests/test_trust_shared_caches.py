@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from _writers import make_nmnist
 from spikequant import _cpu_kernels
-from test_data_datasets import make_nmnist
 
 pytestmark = pytest.mark.usefixtures("quiet_partial_datasets")
 

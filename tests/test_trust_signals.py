@@ -25,8 +25,8 @@ import pytest
 import torch
 
 from _helpers import run_cli, saved_checkpoint, train_argv
+from _writers import make_nmnist
 from spikequant.train import load_checkpoint
-from test_data_datasets import make_nmnist
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "quiet_partial_datasets")
 
