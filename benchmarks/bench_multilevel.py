@@ -48,7 +48,7 @@ def markdown(result: dict[str, Any]) -> str:
     ratios = ratios_to_binary(result)
     lines = [f"#### Multi-level sigmoid quantizer, training step, {s['network']}, batch "
              f"{s['batch']}, T={s['time_steps']}, {s['device']} (median of {s['repeats']} "
-             f"after {s['warmup']} warm-up)", "",
+             f"after {s['warmup']} warm-up{bench_training._processes_text(s)})", "",
              markdown_header(result, s["command"]), "",
              "| contender | ms/step | CPU ms | vs binary (wall) | vs binary (CPU) |",
              "|---|---:|---:|---:|---:|"]
@@ -72,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-steps", type=int, default=10, help="time steps T")
     p.add_argument("--repeats", type=int, default=9, help="timed rounds")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    p.add_argument("--processes", type=int, default=1,
+                   help="worker processes a contender, their steps pooled")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads a contender (0: torch's default)")
     p.add_argument("--no-torch-ops", action="store_true",
@@ -85,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     contenders = KERNEL_CONTENDERS + (() if args.no_torch_ops else TORCH_CONTENDERS)
     forwarded = ["--network", args.network, "--batch", str(args.batch), "--time-steps",
                  str(args.time_steps), "--repeats", str(args.repeats), "--warmup",
-                 str(args.warmup), "--contenders", ",".join(contenders)]
+                 str(args.warmup), "--processes", str(args.processes),
+                 "--contenders", ",".join(contenders)]
     if args.threads:
         forwarded += ["--threads", str(args.threads)]
     bench_args = bench_training.parse_args(forwarded)

@@ -303,25 +303,33 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             check_contender(name)
         except ValueError as err:
             raise SystemExit(str(err)) from None
-    workers = _start(names, args)
+    workers = _start([n for n in names for _ in range(args.processes)], args)
     try:
         for r in range(args.warmup):
             _run_round(workers, r, record=False)
         for r in range(args.repeats):
             _run_round(workers, r, record=True, settle=args.settle)
-        stats = {w.name: (w.ask("stats") if w.error is None else {}) for w in workers}
+        stats = [w.ask("stats") if w.error is None else {} for w in workers]
     finally:
         for w in workers:
             w.close()
     rows = []
-    for w in workers:
-        row: dict[str, Any] = {"contender": w.name, "error": w.error, **stats[w.name]}
-        if w.times:
-            row["ms_median"] = statistics.median(w.times)
-            row["ms_min"] = min(w.times)
-            row["ms_all"] = w.times
-            row["cpu_ms_median"] = statistics.median(w.cpu_times)
-            row["cpu_ms_all"] = w.cpu_times
+    for name in names:  # a contender's processes pooled: each process's allocator differs
+        mine = [(w, st) for w, st in zip(workers, stats) if w.name == name]
+        times = [t for w, _ in mine for t in w.times]
+        cpu_times = [t for w, _ in mine for t in w.cpu_times]
+        error = next((w.error for w, _ in mine if w.error), None)
+        row: dict[str, Any] = {"contender": name, "error": error, **mine[0][1],
+                               "processes": len(mine)}
+        if len(mine) > 1 and error is None:
+            row["peak_rss_mib"] = max(st["peak_rss_mib"] for _, st in mine)
+            row["ms_median_by_process"] = [statistics.median(w.times) for w, _ in mine]
+        if times and error is None:
+            row["ms_median"] = statistics.median(times)
+            row["ms_min"] = min(times)
+            row["ms_all"] = times
+            row["cpu_ms_median"] = statistics.median(cpu_times)
+            row["cpu_ms_all"] = cpu_times
             row["samples_per_s"] = args.batch / (row["ms_median"] / 1e3)
         rows.append(row)
     ref = next((r for r in rows if r["contender"] == REFERENCE and "ms_median" in r), None)
@@ -335,6 +343,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"network": args.network, "batch": args.batch, "time_steps": args.time_steps,
             "repeats": args.repeats, "warmup": args.warmup, "settle": args.settle,
+            "processes": args.processes,
             "device": args.device,
             "amp": args.amp, "threads": args.threads,
             "thp": args.thp, "mallopt": args.mallopt,
@@ -357,13 +366,18 @@ def _ratios(row: dict[str, Any]) -> str:
     return " / ".join(f"{row[f'{k}_vs_spikingjelly']:.2f}x" for k in keys)
 
 
+def _processes_text(settings: dict[str, Any]) -> str:
+    n = settings.get("processes", 1)
+    return f", in each of {n} processes a contender" if n > 1 else ""
+
+
 def markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
     cuda = s["device"].startswith("cuda")
     mem_cols = ("CUDA max allocated MiB",) if cuda else ("peak RSS MiB", "RSS growth MiB")
     title = (f"Training step, {s['network']}, batch {s['batch']}, T={s['time_steps']}, "
              f"{s['device']}{' AMP' if s['amp'] else ''} (median of {s['repeats']} after "
-             f"{s['warmup']} warm-up)")
+             f"{s['warmup']} warm-up{_processes_text(s)})")
     lines = [f"#### {title}", "", markdown_header(result, s["command"]), "",
              "| contender | ms/step | min ms | CPU ms | samples/s | vs SpikingJelly float "
              "(median / min / CPU) | " + " | ".join(mem_cols) + " |",
@@ -410,6 +424,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-steps", type=int, default=4, help="time steps T (default 4)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per contender")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per contender first")
+    p.add_argument("--processes", type=int, default=1,
+                   help="worker processes a contender, their steps pooled: a step's time "
+                        "depends on how the process's allocator happens to lay out memory, "
+                        "by up to ~10 %% on the CPU, so one process a contender is one draw")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--amp", action="store_true",
                    help="float16 autocast + GradScaler (CUDA only, as `spikequant train --amp`)")

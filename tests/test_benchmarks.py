@@ -295,3 +295,15 @@ def test_nmnist_seed_table_pairs_each_seed_with_its_float_run(tmp_path):
     assert float_run["quantizer"] == "none" and float_run["seed"] == 1
     assert "quantizer" not in seeds.settings_of("binary", 1, tmp_path)  # the defaults
     assert float_run["data_dir"] == str(tmp_path / "data")
+
+
+def test_training_benchmark_pools_a_contenders_processes(tmp_path):
+    _, result = _run("bench_training.py", "--network", "ndigits", "--batch", "2",
+                     "--time-steps", "2", "--repeats", "2", "--warmup", "1", "--processes", "2",
+                     "--contenders", "spikequant-float,spikequant-sigmoid2b", tmp_path=tmp_path)
+    assert result["settings"]["processes"] == 2
+    for row in result["rows"]:
+        assert row["error"] is None and row["processes"] == 2
+        assert len(row["ms_all"]) == 4  # two timed steps in each of two processes
+        assert len(row["ms_median_by_process"]) == 2
+        assert min(row["ms_all"]) <= row["ms_median"] <= max(row["ms_all"])
