@@ -15,6 +15,7 @@ from spikequant._kernels import use_kernels
 from spikequant.quant import SigmoidQuantizer, quantize_model, symmetric_levels
 from spikequant.quant.multilevel_cpu import (
     multilevel_sigmoid_cpu,
+    one_exp_tables,
     unavailable_reason,
     use_multilevel_cpu,
 )
@@ -185,3 +186,22 @@ def test_the_direct_call_refuses_a_temperature_that_is_not_finite():
                                               torch.tensor([-0.5, 0.5]),
                                               torch.tensor([1.0, 1.0]),
                                               torch.tensor(float("inf")), torch.tensor(-1.0)))
+
+
+@pytest.mark.parametrize("bits, temperature, reference, tables", [
+    (4, 1.0, True, (True, True)),     # 4 bits: positions within 6.5, T = 1
+    (4, 40.0, True, (True, False)),   # T * 6.5 > 40: one exp a step at T
+    (4, 40.0, False, (False, False)),  # the exact gradient needs no T = 1 sigmoids
+    (8, 1.0, True, (False, False)),   # positions reach 126.5
+])
+def test_the_one_exp_sigmoids_run_only_where_they_are_exact(bits, temperature, reference,
+                                                            tables):
+    """Which tables the kernel gets decides its path; both paths are compared with the torch
+    path and float64 above (T = 1 takes the one-exp path, T = 40 and 1000 the other)."""
+    w = torch.randn(8, 8) * 0.3
+    q = _quantizer(bits, reference, False, temperature, w)
+    got = one_exp_tables(q.sigmoid_args())
+    assert tuple(t is not None for t in got) == tables
+    if got[1] is not None:
+        torch.testing.assert_close(got[1].double(), torch.exp(temperature * q.positions.double()),
+                                   rtol=1e-6, atol=0)

@@ -22,7 +22,7 @@ static void forward_range(const sigmoid_args *a, int64_t start, int64_t end, dou
     (void)unused_a;
     (void)unused_b;
     const float t = a->t;
-    float acc[BLOCK], x[BLOCK];
+    float acc[BLOCK], x[BLOCK], e[BLOCK];
     for (int64_t lo = start; lo < end;) {
         int64_t row;
         const int64_t hi = row_end(a, lo, end, &row);
@@ -35,10 +35,20 @@ static void forward_range(const sigmoid_args *a, int64_t start, int64_t end, dou
                 acc[k] = 0.0f;
                 x[k] = be * w[k];
             }
-            for (int i = 0; i < a->steps; i++) {
-                const float h = a->heights[i], c = a->positions[i];
+            if (a->exp_t_positions) {
 #pragma omp simd
-                for (int64_t k = 0; k < len; k++) acc[k] += h * sigmoid(t * (x[k] - c));
+                for (int64_t k = 0; k < len; k++) e[k] = exp_poly(-(t * x[k]));
+                for (int i = 0; i < a->steps; i++) {
+                    const float h = a->heights[i], eb = a->exp_t_positions[i];
+#pragma omp simd
+                    for (int64_t k = 0; k < len; k++) acc[k] += h / (1.0f + e[k] * eb);
+                }
+            } else {
+                for (int i = 0; i < a->steps; i++) {
+                    const float h = a->heights[i], c = a->positions[i];
+#pragma omp simd
+                    for (int64_t k = 0; k < len; k++) acc[k] += h * sigmoid(t * (x[k] - c));
+                }
             }
 #pragma omp simd
             for (int64_t k = 0; k < len; k++) q[k] = al * (acc[k] + a->q0);
@@ -95,10 +105,23 @@ static void backward_range(const sigmoid_args *a, int64_t start, int64_t end, do
                     }
                 }
             }
-            if (!a->reference || !alpha_from_q) {
+            if ((!a->reference || !alpha_from_q) && a->exp_t_positions) {
+                const int exact = !a->reference;
+#pragma omp simd
+                for (int64_t k = 0; k < len; k++) e[k] = exp_poly(-(t * x[k]));
+                for (int i = 0; i < a->steps; i++) {
+                    const float h = a->heights[i], eb = a->exp_t_positions[i];
+#pragma omp simd
+                    for (int64_t k = 0; k < len; k++) {
+                        float s = 1.0f / (1.0f + e[k] * eb);
+                        soft[k] += h * s;
+                        if (exact) slope[k] += h * (s * (1.0f - s));
+                    }
+                }
+            } else if (!a->reference || !alpha_from_q) {
+                const int exact = !a->reference;
                 for (int i = 0; i < a->steps; i++) {
                     const float h = a->heights[i], c = a->positions[i];
-                    const int exact = !a->reference;
 #pragma omp simd
                     for (int64_t k = 0; k < len; k++) {
                         float s = sigmoid(t * (x[k] - c));

@@ -25,8 +25,11 @@ typedef struct {
     int rows_share_scale;
     const float *positions;     /* [steps] b_i, ascending */
     const float *heights;       /* [steps] h_i */
-    const float *exp_positions; /* [steps] exp(b_i) for the reference gradient's T = 1
-                                   sigmoids (multi-level), or NULL: one exp a step instead */
+    /* multi-level only: sigmoid(T (x - b_i)) = 1 / (1 + exp(-T x) exp(T b_i)), one exp a
+       weight for all steps, where exp(T b_i) and (exp_poly clamping) exp(-T x) cannot be
+       0 or inf; NULL where they could: one exp a step instead */
+    const float *exp_positions;   /* [steps] exp(b_i): the reference gradient's T = 1 */
+    const float *exp_t_positions; /* [steps] exp(T b_i): the sigmoids at T */
     int steps;
     float t, q0;
     int reference; /* 1: Quantization Networks' gradient (T = 1 sigmoids, times T) */

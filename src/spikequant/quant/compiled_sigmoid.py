@@ -27,6 +27,7 @@ class KernelArgs(ctypes.Structure):
         ("n", ctypes.c_int64), ("row_len", ctypes.c_int64),
         ("alpha", float_p), ("beta", float_p), ("rows_share_scale", ctypes.c_int),
         ("positions", float_p), ("heights", float_p), ("exp_positions", float_p),
+        ("exp_t_positions", float_p),
         ("steps", ctypes.c_int),
         ("t", ctypes.c_float), ("q0", ctypes.c_float),
         ("reference", ctypes.c_int), ("parts", ctypes.c_int),
@@ -42,12 +43,13 @@ def sigmoid_kernel(source: str, prefix: str) -> CompiledKernel:
 
 
 def _record(w, q, a32, b32, steps, t, q0, reference, n_parts, g=None, gw=None, sums=None):
-    positions, heights, exp_positions = steps
+    positions, heights, exp_positions, exp_t_positions = steps
     rows = a32.numel()
     return ctypes.byref(KernelArgs(
         w=ptr(w), q=ptr(q), g=ptr(g), gw=ptr(gw), n=w.numel(), row_len=w.numel() // rows,
         alpha=ptr(a32), beta=ptr(b32), rows_share_scale=int(rows == 1),
         positions=ptr(positions), heights=ptr(heights), exp_positions=ptr(exp_positions),
+        exp_t_positions=ptr(exp_t_positions),
         steps=positions.numel(), t=t, q0=q0, reference=reference, parts=n_parts,
         sums=ptr(sums, double_p)))
 
@@ -88,14 +90,15 @@ class CompiledSigmoid(torch.autograd.Function):
 
 
 def run_kernel(function: type[CompiledSigmoid], kernel: CompiledKernel, prefix: str,
-               w: torch.Tensor, args: SigmoidArgs, exp_positions: torch.Tensor | None = None
+               w: torch.Tensor, args: SigmoidArgs,
+               exp_positions: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
                ) -> torch.Tensor:
     """Q(w) on `kernel` (loaded: check `kernel.usable_for(w)` first) through `function`,
-    differentiable in w, alpha and beta. `exp_positions`: exp(b_i) for the multi-level
-    kernel's one-exp reference gradient, or None."""
+    differentiable in w, alpha and beta. `exp_positions`: exp(b_i) and exp(T b_i) for the
+    multi-level kernel's one-exp-a-weight sigmoids (at T = 1 and at T), each or None."""
     lib = kernel.lib
     steps = (args.positions.detach().reshape(-1).float().contiguous(),
-             args.heights.detach().reshape(-1).float().contiguous(), exp_positions)
+             args.heights.detach().reshape(-1).float().contiguous(), *exp_positions)
     return function.apply(
         w, args.alpha.float(), args.beta.float(),
         (getattr(lib, f"{prefix}_forward"), getattr(lib, f"{prefix}_backward")), steps,

@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     from .sigmoid_backends import SigmoidArgs
 
 MAX_STEPS = 255  # 8 bits
-# The reference gradient takes its T = 1 sigmoids from exp(-x) * exp(b_i), one exp a weight,
-# while every position is within this of 0 (exp(b_i) a normal float, never 0 * inf); wider
-# level sets (e.g. 8 bits' -127..127) make one exp a step
-FAST_REFERENCE_MAX_POSITION = 60.0
+# sigmoid(T (x - b_i)) = 1 / (1 + exp(-T x) * exp(T b_i)): one exp a weight for all the
+# steps instead of one a step, where every T * b_i is within this of 0 (then exp(T b_i) is a
+# normal float, and a weight whose exp(-T x) is clamped is 47 or more from every step, where
+# the sigmoid has saturated); the reference gradient's T = 1 sigmoids likewise with T = 1.
+# Beyond (8 bits' positions reach 127; 4 bits' pass it once T > 6) one exp a step.
+FAST_MAX_EXPONENT = 40.0
 
 KERNEL = sigmoid_kernel("multilevel_sigmoid.c", "msq")
 
@@ -51,7 +53,15 @@ def multilevel_sigmoid_cpu(w: torch.Tensor, args: SigmoidArgs) -> torch.Tensor:
     float rounding."""
     if not math.isfinite(float(args.temperature)):
         raise ValueError(f"temperature must be finite, got {float(args.temperature)}")
+    return run_kernel(_MultilevelSigmoidCPU, KERNEL, "msq", w, args, one_exp_tables(args))
+
+
+def one_exp_tables(args: SigmoidArgs) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """exp(b_i) (for the reference gradient) and exp(T b_i), each where FAST_MAX_EXPONENT
+    allows its one-exp-a-weight sigmoids, else None."""
     b = args.positions.detach().reshape(-1).double()
-    fast = args.reference_gradient and float(b.abs().max()) <= FAST_REFERENCE_MAX_POSITION
-    return run_kernel(_MultilevelSigmoidCPU, KERNEL, "msq", w, args,
-                      torch.exp(b).float() if fast else None)
+    t, widest = float(args.temperature), float(b.abs().max())
+    at_one = (torch.exp(b).float() if args.reference_gradient and widest <= FAST_MAX_EXPONENT
+              else None)
+    at_t = torch.exp(t * b).float() if t * widest <= FAST_MAX_EXPONENT else None
+    return at_one, at_t
