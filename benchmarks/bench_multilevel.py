@@ -46,8 +46,11 @@ def ratios_to_binary(result: dict[str, Any]) -> dict[str, dict[str, float]]:
 def markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
     ratios = ratios_to_binary(result)
+    temperature = s.get("temperature")
     lines = [f"#### Multi-level sigmoid quantizer, training step, {s['network']}, batch "
-             f"{s['batch']}, T={s['time_steps']}, {s['device']} (median of {s['repeats']} "
+             f"{s['batch']}, T={s['time_steps']} time steps, quantizer temperature "
+             f"{1 if temperature is None else temperature:g}, {s['device']} (median of "
+             f"{s['repeats']} "
              f"after {s['warmup']} warm-up{bench_training._processes_text(s)})", "",
              markdown_header(result, s["command"]), "",
              "| contender | ms/step | CPU ms | vs binary (wall) | vs binary (CPU) |",
@@ -74,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     p.add_argument("--processes", type=int, default=1,
                    help="worker processes a contender, their steps pooled")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="the quantizers' temperature T (default 1, a run's start; the 2- and "
+                        "4-bit kernels take one exp a weight while T * max|b_i| <= 40)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads a contender (0: torch's default)")
     p.add_argument("--no-torch-ops", action="store_true",
@@ -91,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                  "--contenders", ",".join(contenders)]
     if args.threads:
         forwarded += ["--threads", str(args.threads)]
+    if args.temperature is not None:
+        forwarded += ["--temperature", str(args.temperature)]
     bench_args = bench_training.parse_args(forwarded)
     result = bench_training.measure(bench_args)
     result["settings"]["command"] = bench_training.command_line()

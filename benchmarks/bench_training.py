@@ -134,6 +134,10 @@ class Worker:
         self.device = torch.device(args.device)
         self.amp = args.amp
         model = build_contender(args.worker, args.network).to(self.device).train()
+        if args.temperature is not None:  # the sigmoid quantizers' T (the run's start: 1)
+            from spikequant.quant import set_temperature
+
+            set_temperature(model, args.temperature)
         self.model = model
         self.optimizer = make_optimizer(model)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
@@ -268,6 +272,8 @@ def _forwarded(args: argparse.Namespace) -> list[str]:
         out += ["--sj-impl", args.sj_impl]
     if args.mallopt:
         out.append("--mallopt")
+    if args.temperature is not None:
+        out += ["--temperature", str(args.temperature)]
     return out
 
 
@@ -343,7 +349,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return {"network": args.network, "batch": args.batch, "time_steps": args.time_steps,
             "repeats": args.repeats, "warmup": args.warmup, "settle": args.settle,
-            "processes": args.processes,
+            "processes": args.processes, "temperature": args.temperature,
             "device": args.device,
             "amp": args.amp, "threads": args.threads,
             "thp": args.thp, "mallopt": args.mallopt,
@@ -424,6 +430,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-steps", type=int, default=4, help="time steps T (default 4)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per contender")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per contender first")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="set the sigmoid quantizers' temperature T (default: the start of a "
+                        "run, T = 1; late in training T reaches 1000)")
     p.add_argument("--processes", type=int, default=1,
                    help="worker processes a contender, their steps pooled: a step's time "
                         "depends on how the process's allocator happens to lay out memory, "

@@ -250,7 +250,9 @@ def test_trust_cases_run_and_tabulate_a_few_cheap_cases(tmp_path):
 def test_multilevel_benchmark_ratios_against_binary(tmp_path):
     stdout, result = _run("bench_multilevel.py", "--network", "ndigits", "--batch", "2",
                           "--time-steps", "2", "--repeats", "2", "--warmup", "1",
-                          tmp_path=tmp_path)
+                          "--temperature", "50", tmp_path=tmp_path)
+    assert result["settings"]["temperature"] == 50.0
+    assert "quantizer temperature 50" in stdout
     rows = {r["contender"]: r for r in result["rows"]}
     assert set(rows) == {"spikequant-sigmoid1b", "spikequant-sigmoid2b", "spikequant-sigmoid4b",
                          "spikequant-sigmoid2b-torchops", "spikequant-sigmoid4b-torchops"}
