@@ -8,7 +8,7 @@ Steps (each in its own process; a failing step is reported and the run goes on):
 1. environment: Python, torch (CUDA build? which GPU?), triton, SpikingJelly, the checkout.
    Nothing is installed: the checkout is used from `src/` (PYTHONPATH), so a machine without
    internet works, given a CUDA torch and triton (a CUDA torch ships with one).
-2. kernel tests: `tests/test_kernels_triton.py` (the Triton neuron and quantizer against the
+2. kernel tests: `tests/kernels/test_kernels_triton.py` (the Triton neuron and quantizer against the
    torch implementations) compiled on CUDA; with --dry-run under Triton's interpreter.
 3. kernel parity and speed at the study's shapes (`benchmarks/kernel_parity.py`): the fused
    neuron (PLIF as the study's networks use it) and the binary / 3-bit quantizers, Triton
@@ -137,7 +137,7 @@ def describe_environment(info: dict[str, Any]) -> list[str]:
 def kernel_tests(args: argparse.Namespace, env: dict[str, str], info: dict[str, Any]) -> list[str]:
     if not info["modules"].get("pytest"):
         return ["not run: pytest is not installed (step 3 still compares the kernels)"]
-    cmd = [sys.executable, "-m", "pytest", "tests/test_kernels_triton.py", "-q", "-p",
+    cmd = [sys.executable, "-m", "pytest", "tests/kernels/test_kernels_triton.py", "-q", "-p",
            "no:cacheprovider", *args.pytest_args]
     code, out, took = run(cmd, env, args.step_timeout)
     verdict = "passed" if code == 0 else f"FAILED (exit code {code})"

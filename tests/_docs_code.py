@@ -10,7 +10,7 @@ A page steers its test run with HTML comments, which the rendered page does not 
                                            (tiny settings for the test: fewer epochs, ...)
 
 Blocks in other languages (text, toml, console output) are not run. Used by
-tests/test_docs_code.py: `python tests/_docs_code.py PAGE` exits non-zero naming the block
+tests/docs/test_docs_code.py: `python tests/_docs_code.py PAGE` exits non-zero naming the block
 that failed."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
 - AEDAT 4.0 .aedat4 (tonic's CIFAR10-DVS): see aedat4.py.
 
 Every reader returns an EVENT_DTYPE array and raises CorruptEventFile naming the file when
-the bytes do not decode (tests/test_data_fuzz.py holds them to that on arbitrary bytes).
+the bytes do not decode (tests/data/test_data_fuzz.py holds them to that on arbitrary bytes).
 `quick_check(path)` does the same structural test from the file size and headers alone (and
 for ATIS files whether any event is not an overflow marker), so a truncated or blank file is
 found before training starts.

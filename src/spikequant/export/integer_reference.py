@@ -4,7 +4,7 @@
 Nothing here is fast or frugal (weights are unpacked whole, convolutions are sums of shifted
 integer products); it is written to be read and checked against the format, and the fast path
 (`integer_infer.IntegerNetwork`) and the evaluation of a network with fixed-point state must
-agree with it bit for bit (tests/test_integer_infer.py). All divisions are floor divisions:
+agree with it bit for bit (tests/export/test_integer_infer.py). All divisions are floor divisions:
 round(p / 2^s) = floor((p + 2^(s-1)) / 2^s), half up.
 """
 

@@ -18,7 +18,7 @@ from spikequant.train import load_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 class CreatesAFile:

@@ -125,7 +125,7 @@ PYPROJECT = textwrap.dedent('''
     packages = ["spq_lab_plugin"]
 ''')
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 
 from _docs_code import parse_page, shell_commands
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNNER = Path(__file__).with_name("_docs_code.py")
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = Path(__file__).resolve().parents[1] / "_docs_code.py"
 PAGES = sorted(
     [ROOT / "README.md", ROOT / "docs" / "getting-started.md", ROOT / "docs" / "method.md",
      ROOT / "docs" / "formats.md", ROOT / "docs" / "nir.md"]

@@ -153,7 +153,7 @@ def test_a_registered_network_trains_with_it_through_fit(adaptive_lif, ndigits_d
 
 
 def test_the_recipe_in_docs_is_this_neuron():
-    section = (Path(__file__).parents[1] / "docs" / "tutorials" / "add-a-neuron.md").read_text()
+    section = (Path(__file__).parents[2] / "docs" / "tutorials" / "add-a-neuron.md").read_text()
     start = section.index("```python\n") + len("```python\n")
     code = section[start:section.index("\n```", start)]
     ours = textwrap.dedent(inspect.getsource(define_adaptive_lif)).splitlines()[1:-2]

@@ -1,6 +1,6 @@
 """The Triton kernels compile for a CUDA GPU (sm_90, an H100) on this CPU-only machine.
 
-The interpreter (tests/test_kernels_triton.py) checks what the kernels compute; it does not
+The interpreter (tests/kernels/test_kernels_triton.py) checks what the kernels compute; it does not
 check that Triton's compiler accepts them (types carried through loops, constexpr branches,
 what may be read from globals). Triton compiles to PTX and a cubin without a GPU, so each
 kernel is compiled here with constexpr combinations that between them take every branch: every

@@ -62,8 +62,8 @@ def test_every_variable_spikequant_reads_is_declared():
     named = set()
     for path in src.rglob("*.py"):
         named.update(re.findall(r"SPIKEQUANT_[A-Z_]+[A-Z]", path.read_text()))
-    tests = Path(__file__).parent
-    named.update(re.findall(r"SPIKEQUANT_[A-Z_]+[A-Z]", (tests / "test_data_fuzz.py").read_text()))
+    fuzz = Path(__file__).parents[1] / "data" / "test_data_fuzz.py"
+    named.update(re.findall(r"SPIKEQUANT_[A-Z_]+[A-Z]", fuzz.read_text()))
     assert named <= set(environment.VARIABLES)
 
 

@@ -106,7 +106,7 @@ def test_every_published_experiment_states_its_recipe():
     recipe = ("epochs", "batch_size", "optimizer", "lr", "loss", "time_steps", "val_fraction")
     sigmoid = ("temperature_schedule", "t0", "t_max", "t_ramp", "temperature_per_step",
                "gradient")
-    files = [p for p in (Path(__file__).parent.parent / "configs").glob("*/*.toml")
+    files = [p for p in (Path(__file__).parents[2] / "configs").glob("*/*.toml")
              if p.parent.name != "ndigits"]
     assert len(files) >= 44
     for path in files:

@@ -23,7 +23,7 @@ from spikequant.quant import (
 )
 from spikequant.quant.levels import nearest_level_index
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "tutorials" / "add-a-quantizer.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "tutorials" / "add-a-quantizer.md"
 
 # tiny tensors: a second thread only adds synchronisation (see conftest)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

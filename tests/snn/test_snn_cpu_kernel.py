@@ -27,7 +27,8 @@ from spikequant.snn.surrogate import (
 
 pytestmark = pytest.mark.skipif(
     not HAS_CC, reason="no C compiler: the torch path runs "
-    "(tests/test_quant_cpu_kernel.py::test_the_kernel_builds_where_there_is_a_compiler checks)")
+    "(tests/quant/test_quant_cpu_kernel.py::test_the_kernel_builds_where_there_is_a_compiler "
+    "checks)")
 
 
 def test_the_kernel_builds():

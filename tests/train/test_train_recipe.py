@@ -328,7 +328,7 @@ def test_every_published_config_loads_and_uses_the_recipe():
     from spikequant.train.config import load_config_file
     from spikequant.train.sweep import load_sweep
 
-    files = sorted((Path(__file__).parent.parent / "configs").glob("*/*.toml"))
+    files = sorted((Path(__file__).parents[2] / "configs").glob("*/*.toml"))
     assert len(files) >= 45
     for path in files:
         if "sweep" in path.name:

@@ -1,6 +1,6 @@
 """A default run is the run it was before the components' options became data.
 
-tests/data/default_run_settings_7e5fb28.json was written by the release before that change
+tests/fixtures/default_run_settings_7e5fb28.json was written by the release before that change
 (commit 7e5fb28, with the dump below run on it): every setting of a default `spikequant train`
 run, the network's config, each layer's quantizer, the temperature at every quarter epoch and
 the optimiser's groups. Today's defaults must give the same of each: a setting that moved
@@ -10,7 +10,7 @@ one with those recorded values spelt out as options must write the same metrics 
 model file, byte for byte.
 
 The evaluation cadence (`eval_every`, `test_every`) came later and on purpose: it changes which
-epochs are evaluated, never the trained weights (tests/test_eval_cadence.py shows that), so
+epochs are evaluated, never the trained weights (tests/train/test_eval_cadence.py shows that), so
 its two settings are the one other addition.
 """
 
@@ -27,7 +27,7 @@ from spikequant.train import run as run_module
 from spikequant.train.config import TrainConfig
 from spikequant.train.optim import make_optimizer
 
-GOLDEN = json.loads((Path(__file__).parent / "data" / "default_run_settings_7e5fb28.json")
+GOLDEN = json.loads((Path(__file__).parents[1] / "fixtures" / "default_run_settings_7e5fb28.json")
                     .read_text())
 MOVED_TO_QUANTIZER = ("temperature_schedule", "t0", "t_max", "t_growth", "t_ramp",
                       "temperature_per_step", "gradient")
