@@ -1,6 +1,7 @@
 """The `spikequant` command. Each subcommand lives in its own module, NAME_cmd.py, with
-`PARSER` (the keywords of its `add_parser`: help, description, ...; or `parser_options()`
-where they are made when the parser is built), `add_arguments(parser)` and `run(args)`."""
+`PARSER` (the keywords of its `add_parser`: help, formatter_class, ...; or `parser_options()`
+where they are made when the parser is built), `add_arguments(parser)` and `run(args)`. Its
+`--help` description is the module docstring after the first paragraph."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 
 from .._cpu_memory import keep_freed_memory
 from ..errors import ConfigError
@@ -47,6 +49,12 @@ ON_INTERRUPT = {
 }
 
 
+def help_description(command: ModuleType) -> str | None:
+    """A command's `--help` description: its module docstring after the first paragraph."""
+    _, _, body = (command.__doc__ or "").strip().partition("\n\n")
+    return " ".join(body.split()) or None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikequant",
@@ -64,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = importlib.import_module(f"{__name__}.{name}_cmd")
         options = (command.parser_options() if hasattr(command, "parser_options")
                    else command.PARSER)
-        p = sub.add_parser(name, **options)
+        p = sub.add_parser(name, **{"description": help_description(command), **options})
         command.add_arguments(p)
         p.set_defaults(func=command.run)
     for command in sub.choices.values():  # train's comes from TrainConfig

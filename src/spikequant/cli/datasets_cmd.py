@@ -1,4 +1,13 @@
-"""`spikequant datasets`: each dataset, whether it is on this machine, and how to get it."""
+"""`spikequant datasets`: each dataset, whether it is on this machine, and how to get it.
+
+List every dataset spikequant reads: where it was looked for under the data directory (tonic's
+save_to layout, e.g. D/NMNIST/Train/<digit>/*.bin), how many recordings were found there, its
+classes, sensor size and the frames the network sees, and for a missing one how to get it.
+ndigits needs no download: it is generated on first use. A partial copy is listed with its file
+count and can be trained on. Every file found is checked the way training checks it before it
+starts (sizes and headers; an ATIS .bin must hold an event), and the bad ones are listed: a
+dataset with a bad file is not complete.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +16,6 @@ import json
 
 PARSER = {
     "help": "list the datasets, whether each is found on this machine, and how to get it",
-    "description": "List every dataset spikequant reads: where it was looked for under the "
-    "data directory (tonic's save_to layout, e.g. D/NMNIST/Train/<digit>/*.bin), how "
-    "many recordings were found there, its classes, sensor size and the frames the "
-    "network sees, and for a missing one how to get it. ndigits needs no download: it "
-    "is generated on first use. A partial copy is listed with its file count and can "
-    "be trained on. Every file found is checked the way training checks it before it "
-    "starts (sizes and headers; an ATIS .bin must hold an event), and the bad ones are "
-    "listed: a dataset with a bad file is not complete.",
 }
 
 

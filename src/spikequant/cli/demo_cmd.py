@@ -1,5 +1,12 @@
 """`spikequant demo`: the offline end-to-end job: float, binary sigmoid and binary STE SNNs on
-ndigits, compared in one table."""
+ndigits, compared in one table.
+
+The offline end-to-end demo: generates the ndigits event dataset (scikit-learn's handwritten
+digits seen by a simulated event camera), trains a float SNN, fine-tunes a binary SNN with the
+sigmoid quantizer and one with sign+STE from it (train --init-from), and prints test accuracy,
+drop against float, memory savings and time. Every run uses `spikequant train`'s defaults.
+Finished runs in OUT are reused; about 2.5 minutes on two CPU cores.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +29,6 @@ DEMO_FINE_TUNE_EPOCHS = 3  # each binary network's, from the float one
 
 PARSER = {
     "help": "train a float SNN on ndigits, then fine-tune binary ones from it (offline)",
-    "description": "The offline end-to-end demo: generates the ndigits event dataset "
-    "(scikit-learn's handwritten digits seen by a simulated event camera), trains a "
-    "float SNN, fine-tunes a binary SNN with the sigmoid quantizer and one with "
-    "sign+STE from it (train --init-from), and prints test accuracy, drop against "
-    "float, memory savings and time. Every run uses `spikequant train`'s defaults. "
-    "Finished runs in OUT are reused; about 2.5 minutes on two CPU cores.",
     "formatter_class": argparse.ArgumentDefaultsHelpFormatter,
 }
 

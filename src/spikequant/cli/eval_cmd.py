@@ -1,4 +1,8 @@
-"""`spikequant eval`: accuracy of a checkpoint on a dataset split."""
+"""`spikequant eval`: accuracy of a checkpoint on a dataset split.
+
+Evaluate a training checkpoint (eval mode: every weight exactly at its quantization level) on a
+dataset split. Dataset, time steps and data folder default to the ones the run was trained with.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,6 @@ from ._common import add_evaluation_args, report_accuracy
 
 PARSER = {
     "help": "evaluate a checkpoint",
-    "description": "Evaluate a training checkpoint (eval mode: every weight exactly at its "
-    "quantization level) on a dataset split. Dataset, time steps and data folder "
-    "default to the ones the run was trained with.",
 }
 
 

@@ -1,4 +1,12 @@
-"""`spikequant export`: a checkpoint as a packed low-bit model file (and optionally NIR)."""
+"""`spikequant export`: a checkpoint as a packed low-bit model file (and optionally NIR).
+
+Write the eval-mode network of a training checkpoint as a packed model file: each quantized
+weight as its level index, bit-packed at ceil(log2 L) bits (1 bit for binary), one float32 scale
+a layer (or output channel) and the level set; batch norm, biases and PLIF time constants as
+float32 (or float16). The container is safetensors with JSON metadata (architecture, run
+settings, per-layer bits and levels) and a SHA-256 checked at load. `spikequant infer --model
+FILE` evaluates it; prints the memory report.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +15,6 @@ import json
 
 PARSER = {
     "help": "write a checkpoint as a packed low-bit model file",
-    "description": "Write the eval-mode network of a training checkpoint as a packed model "
-    "file: each quantized weight as its level index, bit-packed at ceil(log2 L) bits "
-    "(1 bit for binary), one float32 scale a layer (or output channel) and the level "
-    "set; batch norm, biases and PLIF time constants as float32 (or float16). The "
-    "container is safetensors with JSON metadata (architecture, run settings, per-layer "
-    "bits and levels) and a SHA-256 checked at load. `spikequant infer --model FILE` "
-    "evaluates it; prints the memory report.",
 }
 
 

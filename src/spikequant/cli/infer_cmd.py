@@ -1,4 +1,12 @@
-"""`spikequant infer`: accuracy of a packed model file on a dataset split."""
+"""`spikequant infer`: accuracy of a packed model file on a dataset split.
+
+Evaluate a packed model file (written by `spikequant export`) on a dataset split, from the file
+alone: the network is rebuilt from the file's architecture with the weights scale *
+levels[codes]. Gives the same accuracy as `spikequant eval` on the checkpoint it came from. A
+network trained with --state-bits runs integer-only (see --integer), which is how it was
+evaluated. Dataset, time steps and data folder default to the training run's, stored in the
+file.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +16,6 @@ from ._common import add_evaluation_args, report_accuracy
 
 PARSER = {
     "help": "evaluate a packed model file",
-    "description": "Evaluate a packed model file (written by `spikequant export`) on a "
-    "dataset split, from the file alone: the network is rebuilt from the file's "
-    "architecture with the weights scale * levels[codes]. Gives the same accuracy as "
-    "`spikequant eval` on the checkpoint it came from. A network trained with "
-    "--state-bits runs integer-only (see --integer), which is how it was evaluated. "
-    "Dataset, time steps and data folder default to the training run's, stored in the "
-    "file.",
 }
 
 

@@ -1,4 +1,11 @@
-"""`spikequant models`: the registered networks with their input, time steps, classes and size."""
+"""`spikequant models`: the registered networks with their input, time steps, classes and size.
+
+List every network `spikequant train --dataset NAME` can build: its input shape (channels x
+height x width per time step), default number of time steps T, number of classes, number of
+parameters of the float network (convolution and linear weights, batch norm, PLIF time
+constants) and a short description. All are the PLIF convolutional networks of Fang et al. 2021;
+in Python, spikequant.models.build(NAME, quantizer, bits, **overrides) makes one.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,6 @@ import json
 
 PARSER = {
     "help": "list the registered networks (input shape, time steps, classes, parameters)",
-    "description": "List every network `spikequant train --dataset NAME` can build: its input "
-    "shape (channels x height x width per time step), default number of time steps T, "
-    "number of classes, number of parameters of the float network (convolution and "
-    "linear weights, batch norm, PLIF time constants) and a short description. All are "
-    "the PLIF convolutional networks of Fang et al. 2021; in Python, "
-    "spikequant.models.build(NAME, quantizer, bits, **overrides) makes one.",
 }
 
 

@@ -1,4 +1,12 @@
-"""`spikequant report`: memory table of a network, and optionally SynOps and energy."""
+"""`spikequant report`: memory table of a network, and optionally SynOps and energy.
+
+Per layer: weights, bits and bytes of the packed model file; the float parts (batch norm,
+biases, PLIF); totals: fp32 bytes, bytes on disk, saving ratio. The network comes from a
+checkpoint, a packed file, or a registered architecture (random weights: sizes do not depend on
+the values). With --synops it also runs the network on data and reports synaptic operations from
+the measured spikes and an energy estimate (45 nm costs, Horowitz 2014), float32 against
+quantized weights.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +19,6 @@ from .argtypes import positive_int
 
 PARSER = {
     "help": "memory (and SynOps / energy) report of a network",
-    "description": "Per layer: weights, bits and bytes of the packed model file; the float "
-    "parts (batch norm, biases, PLIF); totals: fp32 bytes, bytes on disk, saving ratio. "
-    "The network comes from a checkpoint, a packed file, or a registered architecture "
-    "(random weights: sizes do not depend on the values). With --synops it also runs "
-    "the network on data and reports synaptic operations from the measured spikes and "
-    "an energy estimate (45 nm costs, Horowitz 2014), float32 against quantized weights.",
 }
 
 

@@ -1,4 +1,11 @@
-"""`spikequant sweep`: a grid of runs and the tables and plot that compare them."""
+"""`spikequant sweep`: a grid of runs and the tables and plot that compare them.
+
+Run every combination in a TOML file's [sweep] table (datasets, quantizers, bits, seeds, out)
+with the settings of its [train] table. Finished runs are skipped and partial ones resumed, so
+an interrupted sweep is continued by running it again. Writes OUT/results.csv (one row a run),
+OUT/results.md (mean ± std over seeds, drop against float, memory savings) and
+OUT/accuracy_vs_bits.png.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,6 @@ import argparse
 
 PARSER = {
     "help": "run a grid of dataset x quantizer x bits x seeds",
-    "description": "Run every combination in a TOML file's [sweep] table (datasets, quantizers, "
-    "bits, seeds, out) with the settings of its [train] table. Finished runs are "
-    "skipped and partial ones resumed, so an interrupted sweep is continued by "
-    "running it again. Writes OUT/results.csv (one row a run), OUT/results.md "
-    "(mean ± std over seeds, drop against float, memory savings) and "
-    "OUT/accuracy_vs_bits.png.",
     "epilog": "Example: spikequant sweep --config configs/ndigits/sweep.toml",
 }
 

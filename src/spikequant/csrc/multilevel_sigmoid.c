@@ -130,25 +130,18 @@ static void backward_range(const sigmoid_args *a, int64_t start, int64_t end, do
                     }
                 }
             }
+            /* d loss / d alpha: from q over alpha (alpha from q), else from the soft levels */
+            const float *level = alpha_from_q ? q : soft;
+            const float offset = alpha_from_q ? 0.0f : a->q0;
             double sa = 0.0, sb = 0.0; /* these sums cancel: doubles, as torch's pairwise sum */
-            if (alpha_from_q) {
 #pragma omp simd reduction(+ : sa, sb)
-                for (int64_t k = 0; k < len; k++) {
-                    float gx = g[k] * slope[k];
-                    gw[k] = gx * scale;
-                    sa += g[k] * q[k];
-                    sb += gx * w[k];
-                }
-                sa *= inv_a;
-            } else {
-#pragma omp simd reduction(+ : sa, sb)
-                for (int64_t k = 0; k < len; k++) {
-                    float gx = g[k] * slope[k];
-                    gw[k] = gx * scale;
-                    sa += g[k] * (soft[k] + a->q0);
-                    sb += gx * w[k];
-                }
+            for (int64_t k = 0; k < len; k++) {
+                float gx = g[k] * slope[k];
+                gw[k] = gx * scale;
+                sa += g[k] * (level[k] + offset);
+                sb += gx * w[k];
             }
+            if (alpha_from_q) sa *= inv_a;
             acc_alpha += sa;
             acc_beta += sb;
         }
