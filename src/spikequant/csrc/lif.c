@@ -8,7 +8,8 @@
    (backward) stays in a small array while the loop walks the time axis, and the inner loop
    over a chunk is vectorised. The N neurons are cut into `parts` equal ranges shared out
    among OpenMP threads (torch's own pool: torch loaded libgomp first); each part sums the
-   decay gradient in its own slot, added in order by the caller. exp is exp_poly.h's.
+   decay gradient in its own slot, added in order by the caller. exp is exp_poly.h's. Both
+   entry points take one argument record (lif_args.h).
 
    Built and loaded by spikequant/_cpu_kernels.py; called by snn/cpu_kernel.py. */
 
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "exp_poly.h"
+#include "lif_args.h"
 #include "surrogate_kinds.h"
 
 #define CHUNK 512
@@ -38,11 +40,15 @@ static inline float surrogate_grad(float x, float alpha, int kind) {
     return alpha * (tri > 0.0f ? tri : 0.0f);
 }
 
-/* x, h, s: [steps, n]; v0: [n] or NULL; v_out: [steps, n] (store_v) or [n] */
-static void forward_range(const float *restrict x, const float *restrict v0, float *restrict h,
-                          float *restrict s, float *restrict v_out, int64_t lo, int64_t hi,
-                          int64_t n, int steps, float k, float threshold, float rest,
-                          int decay_input, int soft_reset, int store_v) {
+/* the forward pass over neurons [lo, hi) (lif_args.h says what each field holds); the record's
+   tensors become restrict locals and its options plain values, fixed across the loops */
+static void forward_range(const lif_args *a, int64_t lo, int64_t hi) {
+    const float *restrict x = a->x, *restrict v0 = a->v0;
+    float *restrict h = a->h, *restrict s = a->s, *restrict v_out = a->v_out;
+    const int64_t n = a->n;
+    const int steps = a->steps, decay_input = a->decay_input, soft_reset = a->soft_reset,
+              store_v = a->store_v;
+    const float k = a->k, threshold = a->threshold, rest = a->rest;
     const float retain = 1.0f - k;
     float v[CHUNK];
     for (int64_t c0 = lo; c0 < hi; c0 += CHUNK) {
@@ -65,14 +71,11 @@ static void forward_range(const float *restrict x, const float *restrict v0, flo
     }
 }
 
-void lif_forward(const float *x, const float *v0, float *h, float *s, float *v_out, int64_t n,
-                 int steps, float k, float threshold, float rest, int decay_input,
-                 int soft_reset, int store_v, int parts) {
+void lif_forward(const lif_args *a) {
+    const int parts = a->parts;
 #pragma omp parallel for schedule(static, 1) num_threads(parts) if (parts > 1)
     for (int part = 0; part < parts; part++)
-        forward_range(x, v0, h, s, v_out, part_edge(n, part, parts),
-                      part_edge(n, part + 1, parts), n, steps, k, threshold, rest, decay_input,
-                      soft_reset, store_v);
+        forward_range(a, part_edge(a->n, part, parts), part_edge(a->n, part + 1, parts));
 }
 
 /* sg[j] = the surrogate's derivative at h[j] - threshold, for one chunk: a loop per surrogate,
@@ -102,17 +105,18 @@ static void surrogate_chunk(float *restrict sg, const float *restrict h, int m, 
     }
 }
 
-/* grad_s, h, grad_x: [steps, n]; grad_v: [steps, n] (store_v), [n] or NULL; x: [steps, n] or
-   NULL (only read for the decay gradient with decay_input); v0: [n] or NULL; grad_v0: [n] or
-   NULL; sum_k: this part's slot. Each time step of a chunk is three simple loops (surrogate,
-   gradient, decay-gradient sum) whose options are fixed across the loop. */
-static void backward_range(const float *restrict grad_s, const float *restrict grad_v,
-                           const float *restrict h, const float *restrict x,
-                           const float *restrict v0, float *restrict grad_x,
-                           float *restrict grad_v0, int64_t lo, int64_t hi, int64_t n,
-                           int steps, float k, float threshold, float rest, float alpha,
-                           int kind, int decay_input, int soft_reset, int detach_reset,
-                           int store_v, int want_k, double *sum_k) {
+/* the backward pass over neurons [lo, hi), its decay-gradient sum into *sum_k (this part's
+   slot). Each time step of a chunk is three simple loops (surrogate, gradient, decay-gradient
+   sum) whose options are fixed across the loop. */
+static void backward_range(const lif_args *a, int64_t lo, int64_t hi, double *sum_k) {
+    const float *restrict grad_s = a->grad_s, *restrict grad_v = a->grad_v,
+                *restrict h = a->h, *restrict x = a->x, *restrict v0 = a->v0;
+    float *restrict grad_x = a->grad_x, *restrict grad_v0 = a->grad_v0;
+    const int64_t n = a->n;
+    const int steps = a->steps, kind = a->kind, decay_input = a->decay_input,
+              soft_reset = a->soft_reset, detach_reset = a->detach_reset,
+              store_v = a->store_v, want_k = a->want_k;
+    const float k = a->k, threshold = a->threshold, rest = a->rest, alpha = a->alpha;
     const float retain = 1.0f - k;
     float carry[CHUNK], sg[CHUNK], gh[CHUNK], vp[CHUNK];
     double acc_k = 0.0;
@@ -189,15 +193,10 @@ static void backward_range(const float *restrict grad_s, const float *restrict g
     *sum_k = acc_k;
 }
 
-void lif_backward(const float *grad_s, const float *grad_v, const float *h, const float *x,
-                  const float *v0, float *grad_x, float *grad_v0, int64_t n, int steps, float k,
-                  float threshold, float rest, float alpha, int kind, int decay_input,
-                  int soft_reset, int detach_reset, int store_v, int want_k, int parts,
-                  double *sum_k) {
+void lif_backward(const lif_args *a) {
+    const int parts = a->parts;
 #pragma omp parallel for schedule(static, 1) num_threads(parts) if (parts > 1)
     for (int part = 0; part < parts; part++)
-        backward_range(grad_s, grad_v, h, x, v0, grad_x, grad_v0, part_edge(n, part, parts),
-                       part_edge(n, part + 1, parts), n, steps, k, threshold, rest, alpha,
-                       kind, decay_input, soft_reset, detach_reset, store_v, want_k,
-                       sum_k + part);
+        backward_range(a, part_edge(a->n, part, parts), part_edge(a->n, part + 1, parts),
+                       a->sum_k + part);
 }

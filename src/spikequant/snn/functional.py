@@ -14,8 +14,9 @@ recomputes the surrogate and reset derivatives one step at a time, so no tempora
 than one time step. With `detach_reset` the spike is treated as a constant in the reset (as
 SpikingJelly's option). For CUDA tensors the same function runs as two Triton kernels
 (`kernels_triton.py`, chosen by `spikequant._kernels`), for float32 CPU tensors as a compiled C
-kernel (`cpu_kernel.py`, where a C compiler is found); this implementation is the reference of
-both and the fallback. The neurons' generic path (`SpikingNeuron.run_steps` with LIF's `charge`,
+kernel (`cpu_kernel.py`, where a C compiler is found), both through one autograd Function
+(`FusedLIFMultiStep`, given each one's launches); this implementation is the reference of both
+and the fallback. The neurons' generic path (`SpikingNeuron.run_steps` with LIF's `charge`,
 spikequant.snn.base) is the same dynamics written step by step with plain autograd; tests
 check that both agree. With a `state_grid` (spikequant.snn.fixed_point.StateGrid) the forward
 pass keeps the membrane on a fixed-point grid (input, leak and clamp as that module states)
@@ -24,7 +25,7 @@ while the backward pass stays the float one: a straight-through gradient.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -157,19 +158,29 @@ def _decay_slope(t, h_seq, fired_prev, v0, x_seq, threshold, v_reset, rest):
     return slope.add_(x_seq[t]) if x_seq is not None else slope
 
 
+class KernelBuffers(NamedTuple):
+    """What a fused kernel's forward reads and writes (`kernel_buffers`)."""
+
+    x: torch.Tensor  # the input, contiguous
+    v0: torch.Tensor | None  # the initial potential, contiguous, or None (at rest)
+    h_seq: torch.Tensor  # fresh: the charged potentials [T, ...]
+    spikes: torch.Tensor  # fresh: the spikes [T, ...]
+    v_out: torch.Tensor  # fresh: the potentials [T, ...] when `store_v_seq`, else one step
+    steps: int  # T
+    n: int  # neurons a step
+    rest: float  # the reset potential (0.0 for a soft reset)
+
 
 def kernel_buffers(x_seq: torch.Tensor, v0: torch.Tensor | None, v_reset: float | None,
-                   store_v_seq: bool):
+                   store_v_seq: bool) -> KernelBuffers:
     """What a fused kernel's forward (Triton or CPU) reads and writes, from the arguments of
-    `_LIFMultiStep`: (contiguous input, contiguous v0 or None, fresh h, spikes and v buffers
-    (v is [T, ...] when `store_v_seq`, one step otherwise), T, neurons a step, the reset
-    potential (0.0 for a soft reset))."""
+    `_LIFMultiStep`."""
     x = x_seq.contiguous()
     v_out = torch.empty_like(x) if store_v_seq else torch.empty_like(x[0])
     v0 = v0.contiguous() if v0 is not None else None
     rest = 0.0 if v_reset is None else float(v_reset)
-    return (x, v0, torch.empty_like(x), torch.empty_like(x), v_out, x.shape[0], x[0].numel(),
-            rest)
+    return KernelBuffers(x, v0, torch.empty_like(x), torch.empty_like(x), v_out, x.shape[0],
+                         x[0].numel(), rest)
 
 
 def save_for_kernel_backward(ctx, x, h_seq, v0, k, threshold, v_reset, decay_input,
@@ -217,6 +228,62 @@ def kernel_backward_inputs(ctx) -> KernelBackwardInputs:
         h_seq, v0, k_tensor, x_saved, *ctx.settings, steps=h_seq.shape[0], n=h_seq[0].numel(),
         want_k=k_tensor is not None and ctx.needs_input_grad[2],
         want_v0=v0 is not None and ctx.needs_input_grad[1])
+
+
+class FusedKernelBackend(Protocol):
+    """One implementation of the fused neuron (the C kernel, the Triton kernels): its two
+    launches, called by `FusedLIFMultiStep` on at least one neuron (n > 0)."""
+
+    def launch_forward(self, buffers: KernelBuffers, k: Decay, threshold: float,
+                       decay_input: bool, soft_reset: bool, store_v: bool) -> None:
+        """Run all T steps: read `buffers.x` and `buffers.v0`, write `buffers.h_seq`,
+        `buffers.spikes` and `buffers.v_out`. `k` is the decay as `_LIFMultiStep` takes it."""
+
+    def launch_backward(self, saved: KernelBackwardInputs, k: Decay,
+                        grad_spikes: torch.Tensor | None, grad_v: torch.Tensor | None,
+                        grad_x: torch.Tensor, grad_v0: torch.Tensor | None
+                        ) -> torch.Tensor | None:
+        """The backward through time: write `grad_x` and `grad_v0` (when not None); `k` is
+        the saved decay tensor or the fixed value, the incoming gradients as autograd gives
+        them (None: zero). Returns the decay gradient summed (a 0-dim tensor) when
+        `saved.want_k`, else None."""
+
+
+class FusedLIFMultiStep(torch.autograd.Function):
+    """`_LIFMultiStep`'s arguments and results on a fused kernel: the arguments of
+    `_LIFMultiStep.apply` (without `state_grid`) followed by the `FusedKernelBackend` that
+    runs them. Each backend's module subclasses it, so that autograd graphs and profiles name
+    the kernel."""
+
+    @staticmethod
+    def forward(ctx, x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
+                store_v_seq, backend: FusedKernelBackend):
+        buffers = kernel_buffers(x_seq, v0, v_reset, store_v_seq)
+        if buffers.n > 0:
+            backend.launch_forward(buffers, k, threshold, decay_input, v_reset is None,
+                                   store_v_seq)
+        save_for_kernel_backward(ctx, buffers.x, buffers.h_seq, buffers.v0, k, threshold,
+                                 v_reset, decay_input, detach_reset, kind, alpha, store_v_seq)
+        ctx.backend = backend
+        return buffers.spikes, buffers.v_out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_spikes, grad_v):
+        saved = kernel_backward_inputs(ctx)
+        k = saved.k_tensor if saved.k_tensor is not None else ctx.k
+        grad_x = torch.empty_like(saved.h_seq)
+        # with no neurons (n = 0) both are empty: nothing to write
+        grad_v0 = torch.empty_like(saved.h_seq[0]) if saved.want_v0 else None
+        sum_k = None
+        if saved.n > 0:
+            sum_k = ctx.backend.launch_backward(saved, k, grad_spikes, grad_v, grad_x, grad_v0)
+        grad_k = None
+        if saved.want_k:
+            k_tensor = saved.k_tensor
+            total = sum_k if sum_k is not None else k_tensor.new_zeros(())
+            grad_k = total.reshape(k_tensor.shape).to(k_tensor.dtype)
+        return grad_x, grad_v0, grad_k, None, None, None, None, None, None, None, None
 
 
 def check_sequence(x_seq: torch.Tensor, v0: torch.Tensor | None) -> torch.Tensor:

@@ -8,7 +8,9 @@ options and saved state are those of `functional._LIFMultiStep`, which stays the
 the forward keeps the charged potentials h [T, N] (in the input's dtype; spikes are taken from
 the stored value so that forward and backward agree in half precision) and the backward
 recomputes spikes, surrogate and reset slopes from them. The decay gradient (PLIF) is summed
-per program in float32 and the partial sums are added by torch, so it is deterministic.
+per program in float32 and the partial sums are added by torch, so it is deterministic. The
+autograd Function is `functional.FusedLIFMultiStep`, with `TritonKernelBackend` launching
+these kernels.
 
 Used by `functional.lif_multistep` for CUDA tensors (see `spikequant._kernels`); runs on CPU
 tensors under Triton's interpreter (TRITON_INTERPRET=1), which is how the tests check it.
@@ -19,9 +21,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from torch.autograd.function import once_differentiable
 
-from .functional import kernel_backward_inputs, kernel_buffers, save_for_kernel_backward
+from .functional import Decay, FusedLIFMultiStep, KernelBackwardInputs, KernelBuffers
 from .surrogate import SurrogateKernel, kernel_code
 
 BLOCK = 512
@@ -178,61 +179,58 @@ def _decay_args(k: float | torch.Tensor, like: torch.Tensor) -> tuple[torch.Tens
     return like, float(k), False  # the pointer is never read when K_FROM_PTR is False
 
 
-class _LIFMultiStepTriton(torch.autograd.Function):
-    """`functional._LIFMultiStep` with the same arguments and results, in two kernel launches."""
+class TritonKernelBackend:
+    """`functional.FusedLIFMultiStep`'s launches on the Triton kernels above."""
 
-    @staticmethod
-    def forward(ctx, x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
-                store_v_seq):
-        x, v0, h_seq, spikes, v_out, steps, n, rest = kernel_buffers(x_seq, v0, v_reset,
-                                                                     store_v_seq)
+    def launch_forward(self, buffers: KernelBuffers, k: Decay, threshold: float,
+                       decay_input: bool, soft_reset: bool, store_v: bool) -> None:
+        """`_lif_forward_kernel`, one program a block of neurons."""
+        x, v0 = buffers.x, buffers.v0
         k_ptr, k_value, k_from_ptr = _decay_args(k, x)
-        if n > 0:
-            _lif_forward_kernel[_grid(n)](
-                x, v0 if v0 is not None else x, k_ptr, h_seq, spikes, v_out,
-                n, steps, k_value, float(threshold), rest,
-                HAS_V0=v0 is not None, K_FROM_PTR=k_from_ptr, DECAY_INPUT=decay_input,
-                SOFT_RESET=v_reset is None, STORE_V=store_v_seq, BLOCK_SIZE=BLOCK,
-            )
-        save_for_kernel_backward(ctx, x, h_seq, v0, k, threshold, v_reset, decay_input,
-                                 detach_reset, kind, alpha, store_v_seq)
-        return spikes, v_out
+        _lif_forward_kernel[_grid(buffers.n)](
+            x, v0 if v0 is not None else x, k_ptr, buffers.h_seq, buffers.spikes, buffers.v_out,
+            buffers.n, buffers.steps, k_value, float(threshold), buffers.rest,
+            HAS_V0=v0 is not None, K_FROM_PTR=k_from_ptr, DECAY_INPUT=decay_input,
+            SOFT_RESET=soft_reset, STORE_V=store_v, BLOCK_SIZE=BLOCK,
+        )
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_spikes, grad_v):
-        (h_seq, v0, k_tensor, x_saved, threshold, rest, soft, decay_input, detach, kind, alpha,
-         store_v, steps, n, want_k, want_v0) = kernel_backward_inputs(ctx)
-        k = k_tensor if k_tensor is not None else ctx.k
+    def launch_backward(self, saved: KernelBackwardInputs, k: Decay,
+                        grad_spikes: torch.Tensor | None, grad_v: torch.Tensor | None,
+                        grad_x: torch.Tensor, grad_v0: torch.Tensor | None
+                        ) -> torch.Tensor | None:
+        """`_lif_backward_kernel`; each program's part of the decay gradient in its own float32
+        slot, the slots added by torch."""
+        h_seq = saved.h_seq  # also the pointer of every absent tensor: never read
         grad_s = grad_spikes.contiguous() if grad_spikes is not None else torch.zeros_like(h_seq)
-        grad_x = torch.empty_like(h_seq)
-        grad_v0 = torch.empty_like(h_seq[0]) if want_v0 else None
-        blocks = _grid(n)[0] if n > 0 else 0
-        partial_k = torch.empty(max(blocks, 1), dtype=torch.float32, device=h_seq.device)
+        blocks = _grid(saved.n)[0]
+        partial_k = torch.empty(blocks, dtype=torch.float32, device=h_seq.device)
         k_ptr, k_value, k_from_ptr = _decay_args(k, h_seq)
-        if n > 0:
-            _lif_backward_kernel[(blocks,)](
-                grad_s, grad_v.contiguous() if grad_v is not None else h_seq, h_seq,
-                x_saved if x_saved is not None else h_seq, v0 if v0 is not None else h_seq,
-                k_ptr, grad_x, grad_v0 if grad_v0 is not None else h_seq, partial_k,
-                n, steps, k_value, threshold, rest, alpha,
-                HAS_GRAD_V=grad_v is not None, HAS_V0=v0 is not None, K_FROM_PTR=k_from_ptr,
-                DECAY_INPUT=decay_input, SOFT_RESET=soft, DETACH_RESET=detach,
-                STORE_V=store_v, WANT_K=want_k, WANT_V0=want_v0,
-                SURROGATE=kernel_code(kind), BLOCK_SIZE=BLOCK,
-            )
-        grad_k = None
-        if want_k:
-            total = partial_k[:blocks].sum() if blocks else partial_k.new_zeros(())
-            grad_k = total.reshape(k_tensor.shape).to(k_tensor.dtype)
-        return grad_x, grad_v0, grad_k, None, None, None, None, None, None, None
+        _lif_backward_kernel[(blocks,)](
+            grad_s, grad_v.contiguous() if grad_v is not None else h_seq, h_seq,
+            saved.x_saved if saved.x_saved is not None else h_seq,
+            saved.v0 if saved.v0 is not None else h_seq,
+            k_ptr, grad_x, grad_v0 if grad_v0 is not None else h_seq, partial_k,
+            saved.n, saved.steps, k_value, saved.threshold, saved.rest, saved.alpha,
+            HAS_GRAD_V=grad_v is not None, HAS_V0=saved.v0 is not None, K_FROM_PTR=k_from_ptr,
+            DECAY_INPUT=saved.decay_input, SOFT_RESET=saved.soft, DETACH_RESET=saved.detach,
+            STORE_V=saved.store_v, WANT_K=saved.want_k, WANT_V0=saved.want_v0,
+            SURROGATE=kernel_code(saved.kind), BLOCK_SIZE=BLOCK,
+        )
+        return partial_k.sum() if saved.want_k else None
+
+
+TRITON_BACKEND = TritonKernelBackend()
+
+
+class _LIFMultiStepTriton(FusedLIFMultiStep):
+    """`functional._LIFMultiStep` with the same arguments and results, in two kernel launches."""
 
 
 def lif_multistep_triton(x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind,
                          alpha, store_v_seq):
     """The arguments of `functional._LIFMultiStep.apply`, run by the Triton kernels."""
     return _LIFMultiStepTriton.apply(x_seq, v0, k, threshold, v_reset, decay_input,
-                                     detach_reset, kind, alpha, store_v_seq)
+                                     detach_reset, kind, alpha, store_v_seq, TRITON_BACKEND)
 
 
 NAME = "LIF neuron"
