@@ -5,8 +5,11 @@ unmaps it on free, so each new full-size tensor of N-MNIST's FC layer (67 MB) is
 faults, every step, costing more than a pass of arithmetic over it. `keep_freed_memory()`
 fixes that for the whole process with mallopt; the `spikequant` command calls it, a Python
 user may not. The quantizer kernels take their two full-size outputs (the quantized weight
-forward, the weight's gradient backward) from this pool instead, so their steps fault no page
-after the first whatever the allocator does.
+forward, the weight's gradient backward) from this pool instead, and so does the fused neuron
+kernel while training (its potentials and spikes forward, its input gradient backward:
+`snn.functional.step_buffer`), so those fault no page after the first step whatever the
+allocator does. The price: the pool keeps the memory of the largest step between steps and
+after training (`POOL.held_bytes()`; `POOL.clear()` lets it go once nothing uses it).
 
 A buffer is lent as a fresh NumPy view of an array the pool keeps; torch's tensor over it
 (`torch.from_numpy`) holds that view, and every tensor sharing the memory (views, autograd's

@@ -30,6 +30,7 @@ from typing import NamedTuple, Protocol
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._buffer_pool import POOL
 from .._kernels import use_triton
 from .fixed_point import StateGrid
 from .surrogate import surrogate_record
@@ -171,16 +172,28 @@ class KernelBuffers(NamedTuple):
     rest: float  # the reset potential (0.0 for a soft reset)
 
 
+def step_buffer(like: torch.Tensor, training: bool) -> torch.Tensor:
+    """A fresh tensor of `like`'s shape for a fused kernel to write: while training on the CPU
+    in float32 from the buffer pool (`spikequant._buffer_pool`), so that a step's full-size
+    potentials, spikes and input gradient reuse the last step's memory instead of faulting
+    in fresh pages (tens of MB a layer, whatever the allocator does); else torch.empty_like
+    (inference, whose batch shapes vary, keeps nothing)."""
+    if training and like.device.type == "cpu" and like.dtype == torch.float32:
+        return POOL.empty(like.shape)
+    return torch.empty_like(like)
+
+
 def kernel_buffers(x_seq: torch.Tensor, v0: torch.Tensor | None, v_reset: float | None,
-                   store_v_seq: bool) -> KernelBuffers:
+                   store_v_seq: bool, training: bool = False) -> KernelBuffers:
     """What a fused kernel's forward (Triton or CPU) reads and writes, from the arguments of
-    `_LIFMultiStep`."""
+    `_LIFMultiStep`; `training`: autograd records the call (the outputs come from
+    `step_buffer`'s pool on the CPU)."""
     x = x_seq.contiguous()
-    v_out = torch.empty_like(x) if store_v_seq else torch.empty_like(x[0])
+    v_out = step_buffer(x if store_v_seq else x[0], training)
     v0 = v0.contiguous() if v0 is not None else None
     rest = 0.0 if v_reset is None else float(v_reset)
-    return KernelBuffers(x, v0, torch.empty_like(x), torch.empty_like(x), v_out, x.shape[0],
-                         x[0].numel(), rest)
+    return KernelBuffers(x, v0, step_buffer(x, training), step_buffer(x, training), v_out,
+                         x.shape[0], x[0].numel(), rest)
 
 
 def save_for_kernel_backward(ctx, x, h_seq, v0, k, threshold, v_reset, decay_input,
@@ -258,7 +271,8 @@ class FusedLIFMultiStep(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, v0, k, threshold, v_reset, decay_input, detach_reset, kind, alpha,
                 store_v_seq, backend: FusedKernelBackend):
-        buffers = kernel_buffers(x_seq, v0, v_reset, store_v_seq)
+        buffers = kernel_buffers(x_seq, v0, v_reset, store_v_seq,
+                                 training=any(ctx.needs_input_grad))
         if buffers.n > 0:
             backend.launch_forward(buffers, k, threshold, decay_input, v_reset is None,
                                    store_v_seq)
@@ -272,7 +286,7 @@ class FusedLIFMultiStep(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_v):
         saved = kernel_backward_inputs(ctx)
         k = saved.k_tensor if saved.k_tensor is not None else ctx.k
-        grad_x = torch.empty_like(saved.h_seq)
+        grad_x = step_buffer(saved.h_seq, training=True)
         # with no neurons (n = 0) both are empty: nothing to write
         grad_v0 = torch.empty_like(saved.h_seq[0]) if saved.want_v0 else None
         sum_k = None
