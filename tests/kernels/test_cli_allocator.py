@@ -78,8 +78,21 @@ def test_steps_reuse_freed_buffers_instead_of_faulting_pages_in():
     assert kept < default / 4
 
 
-def test_the_python_api_offers_it():
-    import spikequant
-    from spikequant import _cpu_memory
+API_PROBE = ("import sys, spikequant, spikequant._cpu_memory as m; "
+             "print(spikequant.keep_freed_memory(), m._applied, 'torch' in sys.modules)")
 
-    assert spikequant.keep_freed_memory is _cpu_memory.keep_freed_memory
+
+def _api_probe(**env: str) -> list[str]:
+    base = {k: v for k, v in os.environ.items() if k not in USER_VARS}
+    done = subprocess.run([sys.executable, "-c", API_PROBE], capture_output=True, text=True,
+                          env={**base, **env}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+@glibc_linux
+def test_the_python_api_offers_it():
+    """`spikequant.keep_freed_memory()` in a fresh process raises the thresholds (without
+    loading torch) and says so; turned off, it leaves them and says that."""
+    assert _api_probe() == ["True", "True", "False"]
+    assert _api_probe(SPIKEQUANT_MALLOPT="0") == ["False", "False", "False"]
