@@ -19,12 +19,18 @@ glibc_linux = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                  reason="mallopt is glibc's (Linux)")
 
 
-def _probe(**env: str) -> list[str]:
+def _run(script: str, **env: str) -> list[str]:
+    """The words `script` prints in a fresh Python process without the user's allocator
+    variables, plus `env`."""
     base = {k: v for k, v in os.environ.items() if k not in USER_VARS}
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env={**base, **env}, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
+
+
+def _probe(**env: str) -> list[str]:
+    return _run(PROBE, **env)
 
 
 @glibc_linux
@@ -62,11 +68,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
 
 
 def _faults(**env: str) -> int:
-    base = {k: v for k, v in os.environ.items() if k not in USER_VARS}
-    done = subprocess.run([sys.executable, "-c", STEPS], capture_output=True, text=True,
-                          env={**base, **env}, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return int(done.stdout.split()[-1])
+    return int(_run(STEPS, **env)[-1])
 
 
 @glibc_linux
@@ -83,11 +85,7 @@ API_PROBE = ("import sys, spikequant, spikequant._cpu_memory as m; "
 
 
 def _api_probe(**env: str) -> list[str]:
-    base = {k: v for k, v in os.environ.items() if k not in USER_VARS}
-    done = subprocess.run([sys.executable, "-c", API_PROBE], capture_output=True, text=True,
-                          env={**base, **env}, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.split()
+    return _run(API_PROBE, **env)
 
 
 @glibc_linux
